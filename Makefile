@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+SWIFT ?= swift
+PYTEST := .venv-test/bin/pytest
+
+.PHONY: run test deps test-deps build release unit integration clean
+
+## run: install what is missing, build release, start the broker on the embedded defaults
+run: release
+	.build/release/turnpike serve
+
+## test: install what is missing, then the unit tests and the integration tests
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	TURNPIKE_BIN=$(CURDIR)/.build/debug/turnpike $(PYTEST) Tests/integration
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh test
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## unit / integration: one half of `make test` each
+unit: test-deps
+	$(SWIFT) test
+
+integration: test-deps build
+	TURNPIKE_BIN=$(CURDIR)/.build/debug/turnpike $(PYTEST) Tests/integration
+
+clean:
+	rm -rf .build

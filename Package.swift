@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Swift 5 language mode for the modules that own threads: their classes are confined to one
+// reactor loop by construction (see DESIGN.md), which the concurrency checker cannot see; the
+// pure-value modules are checked in Swift 6 mode.
+let loopConfined: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "Turnpike",
+    products: [
+        .executable(name: "turnpike", targets: ["turnpike"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        .target(name: "CSystemShims"),
+        .target(name: "MQTTCodec"),
+        .target(
+            name: "EventLoop",
+            dependencies: ["CSystemShims"],
+            swiftSettings: loopConfined),
+        .target(
+            name: "Broker",
+            dependencies: [
+                "MQTTCodec", "EventLoop",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: loopConfined),
+        .executableTarget(
+            name: "turnpike",
+            dependencies: [
+                "Broker", "EventLoop", "MQTTCodec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: loopConfined),
+        .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop"], swiftSettings: loopConfined),
+    ]
+)

@@ -1,0 +1,175 @@
+import EventLoop
+import MQTTCodec
+
+// The path of a message: `publish` stores it if retained, matches it against the topic tree and
+// hands one delivery per matched session to the session's owner loop (directly when that is
+// this loop, else in one mailbox batch per loop). On the owner loop `enqueue` sends it now or
+// queues it behind the inflight window.
+
+extension Broker {
+    /// Routes a message published on `ctx`'s loop. Returns the number of sessions it went to.
+    @discardableResult
+    func publish(_ message: Message, from ctx: LoopContext) -> Int {
+        if message.retain {
+            let n = retained.store(message)
+            stats.retained.store(n, ordering: .relaxed)
+        }
+        ctx.matches.removeAll(keepingCapacity: true)
+        tree.match(topic: message.topic, into: &ctx.matches, seen: &ctx.seen)
+        var count = 0
+        for m in ctx.matches {
+            // No Local: not back to the session that published it [MQTT-3.8.3-3].
+            if m.options.noLocal && message.publisher == ObjectIdentifier(m.session) { continue }
+            let qos = min(message.qos, m.options.qos)
+            let d = Delivery(session: m.session, message: message, qos: qos,
+                             retain: m.options.retainAsPublished ? message.retain : false,
+                             identifiers: m.identifiers, group: m.group)
+            count += 1
+            let owner = m.session.owner
+            if owner == ctx.loop.index {
+                enqueue(d, on: ctx)
+            } else {
+                ctx.outbound[owner].append(d)
+            }
+        }
+        for i in ctx.outbound.indices where !ctx.outbound[i].isEmpty {
+            contexts[i].deliveries.send(contentsOf: ctx.outbound[i])
+            ctx.outbound[i].removeAll(keepingCapacity: true)
+        }
+        ctx.matches.removeAll(keepingCapacity: true)
+        return count
+    }
+
+    /// A delivery arriving through this loop's mailbox.
+    func deliverLocally(_ d: Delivery, on ctx: LoopContext) {
+        if d.session.owner != ctx.loop.index {
+            // The session moved while the delivery was on its way.
+            contexts[d.session.owner].deliveries.send(d)
+            return
+        }
+        enqueue(d, on: ctx)
+    }
+
+    /// Gives a message to a session on its owner loop: sent now when connected and the window
+    /// has room, else queued (QoS 1/2) within `max_queued_messages`, else dropped and counted.
+    func enqueue(_ d: Delivery, on ctx: LoopContext) {
+        let s = d.session
+        guard !s.isDead else { return }
+        if d.message.isExpired(now: ctx.loop.now) { return }
+        let c = s.connection
+        if d.qos == .atMostOnce {
+            guard let c else { return } // QoS 0 is not kept for offline sessions
+            if c.pendingOutputBytes > 8 * 1024 * 1024 {
+                drop(d, reason: "client is not reading (8 MiB pending)")
+                return
+            }
+            _ = c.sendPublish(d.message, qos: .atMostOnce, retain: d.retain, packetId: 0, dup: false, identifiers: d.identifiers)
+            return
+        }
+        if let c, s.queue.isEmpty, s.inflight.count < window(c) {
+            send(QueuedMessage(message: d.message, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: d.group), to: s, via: c)
+            return
+        }
+        if s.queue.count >= configuration.limits.maxQueuedMessages {
+            drop(d, reason: "queue full (max_queued_messages \(configuration.limits.maxQueuedMessages))")
+            return
+        }
+        s.queue.append(QueuedMessage(message: d.message, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: d.group))
+        stats.messagesStored.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    private func window(_ c: Connection) -> Int {
+        min(configuration.limits.maxInflight, c.clientReceiveMaximum)
+    }
+
+    private func send(_ q: QueuedMessage, to s: Session, via c: Connection) {
+        let id = s.nextPacketId()
+        if c.sendPublish(q.message, qos: q.qos, retain: q.retain, packetId: id, dup: false, identifiers: q.identifiers) {
+            s.inflight.append(OutboundMessage(packetId: id, message: q.message, qos: q.qos, retain: q.retain,
+                                              identifiers: q.identifiers, group: q.group,
+                                              state: q.qos == .exactlyOnce ? .awaitingPubRec : .awaitingPubAck))
+        }
+    }
+
+    private func drop(_ d: Delivery, reason: String) {
+        let s = d.session
+        s.droppedMessages += 1
+        stats.publishDropped.wrappingAdd(1, ordering: .relaxed)
+        // The first drop and then every 1000th are logged, so a flood cannot flood the log too.
+        if s.droppedMessages == 1 || s.droppedMessages % 1000 == 0 {
+            logger.warning("dropped message on \(d.message.topic) for client \(s.clientId): \(reason); \(s.droppedMessages) dropped for this client so far")
+        }
+    }
+
+    /// Moves queued messages into the inflight window while it has room.
+    func fillWindow(_ s: Session) {
+        guard let c = s.connection else { return }
+        let now = c.loop.now
+        while s.inflight.count < window(c), let q = s.queue.popFirst() {
+            stats.messagesStored.wrappingAdd(-1, ordering: .relaxed)
+            if q.message.isExpired(now: now) { continue }
+            send(q, to: s, via: c)
+        }
+    }
+
+    /// PUBACK / PUBCOMP (or an error PUBREC) ends an outbound exchange.
+    func acknowledge(_ s: Session, packetId: UInt16, expecting: OutboundMessage.State) {
+        guard let i = s.inflight.firstIndex(where: { $0.packetId == packetId && $0.state == expecting }) else { return }
+        s.inflight.remove(at: i)
+        fillWindow(s)
+    }
+
+    /// A session leaving (or ending) hands its unacknowledged shared-subscription messages to
+    /// other members of the same group, so a member going away loses none of them.
+    func handBackShared(_ s: Session, on ctx: LoopContext) {
+        var handed: [(QueuedMessage)] = []
+        s.inflight.removeAll { o in
+            guard let g = o.group, o.state != .awaitingPubComp else { return false }
+            handed.append(QueuedMessage(message: o.message, qos: o.qos, retain: o.retain, identifiers: o.identifiers, group: g))
+            return true
+        }
+        s.queue.removeAll { q in
+            guard q.group != nil else { return false }
+            handed.append(q)
+            stats.messagesStored.wrappingAdd(-1, ordering: .relaxed)
+            return true
+        }
+        for q in handed {
+            guard let g = q.group, let m = tree.pickShared(g, excluding: s) else {
+                // No other member: keep it with this session.
+                s.queue.append(q)
+                stats.messagesStored.wrappingAdd(1, ordering: .relaxed)
+                continue
+            }
+            let d = Delivery(session: m.session, message: q.message, qos: min(q.message.qos, m.options.qos),
+                             retain: q.retain, identifiers: m.identifier.map { [$0] } ?? [], group: g)
+            if m.session.owner == ctx.loop.index { enqueue(d, on: ctx) } else { contexts[m.session.owner].deliveries.send(d) }
+        }
+    }
+
+    // MARK: Subscriptions
+
+    /// Adds a subscription for `session` (on its owner loop); returns whether it is new.
+    func subscribe(_ session: Session, filter: String, options: SubscriptionOptions, identifier: UInt32?) -> Bool {
+        let isNew = tree.subscribe(session: session, filter: filter, options: options, identifier: identifier)
+        session.subscriptions[filter] = SubscriptionRecord(options: options, identifier: identifier)
+        if isNew { stats.subscriptions.wrappingAdd(1, ordering: .relaxed) }
+        return isNew
+    }
+
+    func unsubscribe(_ session: Session, filter: String) -> Bool {
+        session.subscriptions[filter] = nil
+        let existed = tree.unsubscribe(session: session, filter: filter)
+        if existed { stats.subscriptions.wrappingAdd(-1, ordering: .relaxed) }
+        return existed
+    }
+
+    /// Sends the retained messages matching a new subscription, retain flag set [MQTT-3.3.1-8].
+    func deliverRetained(to session: Session, filter: String, options: SubscriptionOptions, identifier: UInt32?) {
+        let ctx = contexts[session.owner]
+        for m in retained.matching(filter, now: ctx.loop.now) {
+            enqueue(Delivery(session: session, message: m, qos: min(m.qos, options.qos), retain: true,
+                             identifiers: identifier.map { [$0] } ?? [], group: nil), on: ctx)
+        }
+    }
+}

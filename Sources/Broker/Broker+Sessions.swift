@@ -1,0 +1,203 @@
+import EventLoop
+import MQTTCodec
+
+// Session life: CONNECT finds or creates a session (taking it over from another loop when
+// needed), a closed connection leaves it to expire, and its end removes every trace.
+//
+// Hand-over protocol: session state is touched only on its owner loop. A CONNECT on loop B for
+// a session owned by loop A asks A (through `execute`) to close the old connection and let go;
+// A then sets the owner to B and asks B to finish the CONNECT. Deliveries that reach A after
+// that are forwarded to B by `deliverLocally`.
+
+extension Broker {
+    /// Finds or creates the session for `clientId` and calls `done` on `connection`'s loop with
+    /// the session and whether it was present.
+    func attach(_ connection: Connection, clientId: String, cleanStart: Bool, expiry: UInt32,
+                done: @escaping (Session, Bool) -> Void) {
+        let here = connection.context
+        enum Found { case created(Session), replaced(old: Session, new: Session), existing(Session) }
+        let found: Found = sessions.update { table in
+            if let s = table[clientId] {
+                if cleanStart {
+                    let fresh = Session(clientId: clientId, owner: here.loop.index)
+                    table[clientId] = fresh
+                    return .replaced(old: s, new: fresh)
+                }
+                return .existing(s)
+            }
+            let fresh = Session(clientId: clientId, owner: here.loop.index)
+            table[clientId] = fresh
+            return .created(fresh)
+        }
+        switch found {
+        case .created(let s):
+            stats.sessions.wrappingAdd(1, ordering: .relaxed)
+            done(s, false)
+        case .replaced(let old, let fresh):
+            runOnOwner(old) { ctx in
+                self.takeOver(old, on: ctx)
+                self.endSession(old, on: ctx)
+            }
+            done(fresh, false)
+        case .existing(let s):
+            runOnOwner(s) { ctx in
+                if s.isDead {
+                    // It expired between the look-up and now: start again.
+                    here.loop.execute {
+                        self.attach(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
+                    }
+                    return
+                }
+                self.takeOver(s, on: ctx)
+                if s.isDead {
+                    // The old connection had expiry 0, so its session ended with it.
+                    here.loop.execute {
+                        self.attach(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
+                    }
+                    return
+                }
+                if ctx === here {
+                    done(s, true)
+                } else {
+                    s.ownerIndex.store(here.loop.index, ordering: .releasing)
+                    here.loop.execute { done(s, true) }
+                }
+            }
+        }
+    }
+
+    /// Runs `body` on the loop that owns `session`, following it if it moves meanwhile.
+    func runOnOwner(_ session: Session, _ body: @escaping (LoopContext) -> Void) {
+        let ctx = contexts[session.owner]
+        ctx.loop.execute { [unowned self] in
+            if session.owner != ctx.loop.index {
+                self.runOnOwner(session, body)
+                return
+            }
+            body(ctx)
+        }
+    }
+
+    /// A new connection claims `session`: the old connection (if any) is told 0x8E and closed,
+    /// and a will waiting for its delay is cancelled [MQTT-3.1.2-8 … 5.0 §3.1.2.5].
+    private func takeOver(_ session: Session, on ctx: LoopContext) {
+        if let old = session.connection {
+            // Its will is published only if it has no delay: the new connection cancels delayed ones.
+            if let w = old.will, (w.properties.willDelayInterval ?? 0) > 0 { old.will = nil }
+            old.disconnect(.sessionTakenOver, "session taken over by a new connection")
+        }
+        session.pendingWill = nil
+        if let t = session.willTimer { ctx.loop.cancel(t) }
+        if let t = session.expiryTimer { ctx.loop.cancel(t) }
+    }
+
+    /// After CONNACK: resend what was in flight (with DUP), then fill the window from the queue.
+    func resume(_ session: Session) {
+        guard let c = session.connection else { return }
+        let now = c.loop.now
+        var i = 0
+        while i < session.inflight.count {
+            let o = session.inflight[i]
+            switch o.state {
+            case .awaitingPubAck, .awaitingPubRec:
+                if o.message.isExpired(now: now) && o.state == .awaitingPubAck {
+                    session.inflight.remove(at: i)
+                    continue
+                }
+                if !c.sendPublish(o.message, qos: o.qos, retain: o.retain, packetId: o.packetId, dup: true, identifiers: o.identifiers) {
+                    session.inflight.remove(at: i)
+                    continue
+                }
+            case .awaitingPubComp:
+                c.send(.pubrel(AckPacket(packetId: o.packetId)))
+            }
+            i += 1
+        }
+        fillWindow(session)
+    }
+
+    /// The connection of `session` closed (on the owner loop).
+    func sessionDisconnected(_ session: Session, connection: Connection, publishWill: Bool) {
+        let ctx = connection.context
+        if session.connection === connection { session.connection = nil }
+        session.setConnected(false)
+        if session.isDead { return }
+        if publishWill, let will = connection.will {
+            let delay = will.properties.willDelayInterval ?? 0
+            if delay == 0 || session.expiryInterval == 0 {
+                sendWill(will, session: session, on: ctx)
+            } else {
+                // Published after the delay or at session end, whichever comes first.
+                session.pendingWill = will
+                let timer = session.willTimer ?? LoopTimer { [unowned self, unowned session] in
+                    guard let w = session.pendingWill, !session.isDead else { return }
+                    session.pendingWill = nil
+                    self.sendWill(w, session: session, on: self.contexts[session.owner])
+                }
+                session.willTimer = timer
+                ctx.loop.schedule(timer, afterMilliseconds: UInt64(delay) * 1000)
+            }
+        }
+        if session.expiryInterval == 0 {
+            endSession(session, on: ctx)
+            return
+        }
+        // Unacknowledged shared-subscription messages go to another member of their group.
+        handBackShared(session, on: ctx)
+        if session.expiryInterval != 0xFFFF_FFFF {
+            let timer = session.expiryTimer ?? LoopTimer { [unowned self, unowned session] in
+                guard !session.isDead, session.connection == nil else { return }
+                self.logger.debug("session \(session.clientId) expired")
+                self.endSession(session, on: self.contexts[session.owner])
+            }
+            session.expiryTimer = timer
+            ctx.loop.schedule(timer, afterMilliseconds: UInt64(session.expiryInterval) * 1000)
+        }
+    }
+
+    /// The session ends: a pending will goes out, subscriptions and queued messages go away.
+    func endSession(_ session: Session, on ctx: LoopContext) {
+        guard !session.isDead else { return }
+        if let w = session.pendingWill {
+            session.pendingWill = nil
+            sendWill(w, session: session, on: ctx)
+        }
+        handBackShared(session, on: ctx)
+        session.isDead = true
+        if let t = session.willTimer { ctx.loop.cancel(t) }
+        if let t = session.expiryTimer { ctx.loop.cancel(t) }
+        for filter in session.subscriptions.keys {
+            if tree.unsubscribe(session: session, filter: filter) {
+                stats.subscriptions.wrappingAdd(-1, ordering: .relaxed)
+            }
+        }
+        session.subscriptions.removeAll()
+        if !session.queue.isEmpty || !session.inflight.isEmpty {
+            stats.messagesStored.wrappingAdd(-(session.queue.count + session.inflight.count), ordering: .relaxed)
+        }
+        session.queue.removeAll()
+        session.inflight.removeAll()
+        let removed = sessions.update { table -> Bool in
+            if table[session.clientId] === session {
+                table[session.clientId] = nil
+                return true
+            }
+            return false
+        }
+        // A clean-start replacement already took the registry slot but the count stays the same.
+        if removed { stats.sessions.wrappingAdd(-1, ordering: .relaxed) }
+    }
+
+    private func sendWill(_ will: Will, session: Session, on ctx: LoopContext) {
+        let now = ctx.loop.now
+        var props = Message.passthrough(will.properties)
+        props.messageExpiryInterval = nil
+        let message = Message(topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain,
+                              properties: props,
+                              expiresAt: will.properties.messageExpiryInterval.map { now + UInt64($0) * 1000 },
+                              publisher: ObjectIdentifier(session), publisherClientId: session.clientId,
+                              receivedAt: ctx.wallClock)
+        logger.debug("publishing will of \(session.clientId) to \(will.topic)")
+        publish(message, from: ctx)
+    }
+}

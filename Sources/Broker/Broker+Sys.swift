@@ -1,0 +1,51 @@
+import EventLoop
+import MQTTCodec
+
+// `$SYS/broker/…`: mosquitto's topic names, published retained every `sys_interval` seconds
+// from loop 0 through the ordinary publish path.
+
+extension Broker {
+    func startSysTimer() {
+        let ctx = contexts[0]
+        let timer = LoopTimer { [unowned self] in self.publishSys(on: ctx) }
+        ctx.loop.schedule(timer, afterMilliseconds: 0)
+        sysTimerStorage = timer
+    }
+
+    private func publishSys(on ctx: LoopContext) {
+        let connected = stats.clientsConnected.load(ordering: .relaxed)
+        let total = stats.sessions.load(ordering: .relaxed)
+        let values: [(String, String)] = [
+            ("version", "turnpike version \(Broker.version)"),
+            ("uptime", "\((ctx.loop.now - startedAt) / 1000) seconds"),
+            ("clients/connected", "\(connected)"),
+            ("clients/active", "\(connected)"),
+            ("clients/total", "\(max(total, connected))"),
+            ("clients/disconnected", "\(max(0, total - connected))"),
+            ("clients/inactive", "\(max(0, total - connected))"),
+            ("clients/maximum", "\(stats.clientsMaximum.load(ordering: .relaxed))"),
+            ("messages/received", "\(stats.messagesReceived.load(ordering: .relaxed))"),
+            ("messages/sent", "\(stats.messagesSent.load(ordering: .relaxed))"),
+            ("messages/stored", "\(stats.messagesStored.load(ordering: .relaxed))"),
+            ("store/messages/count", "\(stats.messagesStored.load(ordering: .relaxed))"),
+            ("publish/messages/received", "\(stats.publishReceived.load(ordering: .relaxed))"),
+            ("publish/messages/sent", "\(stats.publishSent.load(ordering: .relaxed))"),
+            ("publish/messages/dropped", "\(stats.publishDropped.load(ordering: .relaxed))"),
+            ("bytes/received", "\(stats.bytesReceived.load(ordering: .relaxed))"),
+            ("bytes/sent", "\(stats.bytesSent.load(ordering: .relaxed))"),
+            ("subscriptions/count", "\(stats.subscriptions.load(ordering: .relaxed))"),
+            ("retained messages/count", "\(retained.count)"),
+        ]
+        let now = ctx.loop.now
+        for (name, value) in values {
+            let m = Message(topic: "$SYS/broker/" + name, payload: Array(value.utf8), qos: .atMostOnce, retain: true,
+                            properties: Properties(), expiresAt: nil, publisher: nil,
+                            publisherClientId: "", receivedAt: ctx.wallClock)
+            _ = now
+            publish(m, from: ctx)
+        }
+        if let t = sysTimerStorage {
+            ctx.loop.schedule(t, afterMilliseconds: UInt64(configuration.sysInterval) * 1000)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+/// Everything the broker needs to know at start-up. Immutable once the broker runs.
+/// The `turnpike` executable fills it from the command line and `turnpike.toml`.
+public struct BrokerConfiguration: Sendable {
+    /// Address to listen on for plain MQTT.
+    public var bind: String = "0.0.0.0"
+    /// Plain MQTT port; 0 lets the kernel choose (the chosen port is logged).
+    public var port: Int = 1883
+    /// Reactor loops (threads); one per core by default.
+    public var threads: Int = 1
+    /// Seconds between `$SYS/broker/…` publications; 0 turns them off.
+    public var sysInterval: Int = 10
+    /// Where persistent state lives.
+    public var dataDirectory: String = "data"
+    public var limits = Limits()
+
+    public init() {}
+
+    /// Broker-wide limits. A zero means "no limit" where the comment says so.
+    public struct Limits: Sendable {
+        /// Simultaneous client connections; 0 is unlimited.
+        public var maxConnections: Int = 0
+        /// Largest packet accepted from a client, fixed header included (advertised to v5 clients).
+        public var maxPacketSize: Int = 1_048_576
+        /// Outbound QoS 1/2 messages in flight per client (further ones wait in the queue).
+        public var maxInflight: Int = 20
+        /// Messages queued per session beyond the inflight window, online or offline.
+        public var maxQueuedMessages: Int = 1000
+        /// Largest keepalive accepted: v5 clients asking for more (or for none) get this as Server Keep Alive;
+        /// v3 clients asking for more are refused, as mosquitto does.
+        public var maxKeepalive: Int = 65535
+        /// Most levels in a topic name or filter.
+        public var maxTopicLevels: Int = 128
+        /// Subscriptions per client; 0 is unlimited.
+        public var maxSubscriptionsPerClient: Int = 0
+        /// Topic Alias Maximum offered to v5 clients (0 turns inbound aliases off).
+        public var maxTopicAlias: Int = 10
+        /// Receive Maximum offered to v5 clients: QoS 2 messages a client may have awaiting PUBREL.
+        public var receiveMaximum: Int = 65535
+        /// Upper bound on a v5 client's Session Expiry Interval, seconds (0xFFFFFFFF: never expires).
+        public var maxSessionExpiry: UInt32 = 0xFFFF_FFFF
+        /// Seconds a new connection may take to send CONNECT.
+        public var connectTimeout: Int = 10
+
+        public init() {}
+    }
+}

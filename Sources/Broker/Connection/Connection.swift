@@ -1,0 +1,298 @@
+import EventLoop
+import Logging
+import MQTTCodec
+
+/// One client's network connection: reads and decodes packets, hands them to the handlers
+/// (`Connection+*.swift`, one per packet type), and writes encoded packets back. Owned by one
+/// loop; it holds no buffers while idle beyond a partial packet.
+final class Connection: EventHandler, FlushTarget {
+    enum State { case awaitingConnect, attaching, connected, closed }
+
+    let fd: Int32
+    let context: LoopContext
+    let peer: String
+    var broker: Broker { context.broker }
+    var limits: BrokerConfiguration.Limits { context.broker.configuration.limits }
+    var loop: EventLoop { context.loop }
+    var logger: Logger { context.broker.logger }
+
+    var state: State = .awaitingConnect
+    var version: ProtocolVersion = .v3_1_1
+    var decoder: PacketDecoder
+    /// Bytes of an incomplete packet carried over to the next read.
+    private var partial: [UInt8] = []
+    private var output = WriteQueue()
+    private var flushScheduled = false
+    private var writeInterest = false
+    private var readPaused = false
+
+    var clientId = ""
+    var session: Session?
+    var will: Will?
+    /// v5 DISCONNECT 0x00 received: no will.
+    var disconnectedNormally = false
+    var keepAliveMilliseconds: UInt64 = 0
+    var lastActivity: UInt64
+    private var keepAliveTimer: LoopTimer?
+
+    // Limits the client declared (v5 CONNECT properties).
+    var clientMaximumPacketSize = Int.max
+    var clientReceiveMaximum = 65535
+    var clientTopicAliasMaximum: UInt16 = 0
+    /// Inbound topic aliases (v5), allocated on first use.
+    var inboundAliases: [String?] = []
+    /// Outbound topic aliases chosen by us (v5), allocated on first use.
+    var outboundAliases: [String: UInt16] = [:]
+    /// v5 Request Problem Information: reason strings only when the client wants them.
+    var wantsProblemInformation = true
+
+    init(fd: Int32, peer: String, context: LoopContext) {
+        self.fd = fd
+        self.peer = peer
+        self.context = context
+        self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: context.broker.configuration.limits.maxPacketSize)
+        self.lastActivity = context.loop.now
+    }
+
+    /// Registers with the loop and arms the CONNECT timeout.
+    func start() throws(SystemError) {
+        try loop.register(fd: fd, handler: self)
+        armKeepAlive(milliseconds: UInt64(limits.connectTimeout) * 1000)
+    }
+
+    // MARK: Reading
+
+    func handleReadable() {
+        // A read budget per wake-up keeps one busy client from starving the others.
+        for _ in 0..<4 {
+            guard state != .closed, !readPaused else { return }
+            let result: IOResult<Int>
+            do {
+                result = try context.readScratch.withUnsafeMutableBytes { buf throws(SystemError) in
+                    try Socket.read(fd, into: buf)
+                }
+            } catch {
+                close(reason: "read failed: \(error)")
+                return
+            }
+            guard case .done(let n) = result else { return }
+            if n == 0 {
+                close(reason: "connection closed by peer")
+                return
+            }
+            lastActivity = loop.now
+            BrokerStats.add(broker.stats.bytesReceived, n)
+            if partial.isEmpty {
+                let used = context.readScratch.withUnsafeBytes { process(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                if used < n, state != .closed {
+                    partial.append(contentsOf: context.readScratch[used..<n])
+                }
+            } else {
+                partial.append(contentsOf: context.readScratch[0..<n])
+                processPartial()
+            }
+            if n < context.readScratch.count { return }
+        }
+    }
+
+    private func processPartial() {
+        let used = partial.withUnsafeBytes { process($0) }
+        guard state != .closed else { return }
+        partial.removeFirst(used)
+        if partial.isEmpty && partial.capacity > 16 * 1024 { partial = [] }
+    }
+
+    /// Decodes and handles every complete packet; returns the bytes consumed.
+    private func process(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var offset = 0
+        while offset < bytes.count, state != .closed, state != .attaching {
+            do {
+                guard let (packet, used) = try decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...])) else { break }
+                offset += used
+                BrokerStats.add(broker.stats.messagesReceived, 1)
+                handle(packet)
+            } catch {
+                protocolViolation(error.reasonCode, error.message)
+                break
+            }
+        }
+        return offset
+    }
+
+    /// Stops reading while the session is handed over from another loop (later packets must
+    /// wait for CONNACK's session); bytes already read stay in `partial`.
+    func pauseReading() {
+        readPaused = true
+        loop.setInterest(fd: fd, readable: false, writable: writeInterest)
+    }
+
+    /// Resumes after the hand-over: handles what was already read, then reads again.
+    func resumeReading() {
+        guard readPaused, state != .closed else { return }
+        readPaused = false
+        loop.setInterest(fd: fd, readable: true, writable: writeInterest)
+        if !partial.isEmpty { processPartial() }
+    }
+
+    private func handle(_ packet: Packet) {
+        if state == .awaitingConnect {
+            guard case .connect(let c) = packet else {
+                // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+                close(reason: "first packet was \(packet.type), not CONNECT")
+                return
+            }
+            handleConnect(c)
+            return
+        }
+        switch packet {
+        case .connect:
+            protocolViolation(.protocolError, "second CONNECT [MQTT-3.1.0-2]")
+        case .publish(let p): handlePublish(p)
+        case .puback(let a): handlePubAck(a)
+        case .pubrec(let a): handlePubRec(a)
+        case .pubrel(let a): handlePubRel(a)
+        case .pubcomp(let a): handlePubComp(a)
+        case .subscribe(let s): handleSubscribe(s)
+        case .unsubscribe(let u): handleUnsubscribe(u)
+        case .pingreq: send(.pingresp)
+        case .disconnect(let d): handleDisconnect(d)
+        case .auth:
+            protocolViolation(.protocolError, "AUTH without an authentication method")
+        case .connack, .suback, .unsuback, .pingresp:
+            protocolViolation(.protocolError, "\(packet.type) is a server-to-client packet")
+        }
+    }
+
+    // MARK: Keepalive
+
+    func armKeepAlive(milliseconds: UInt64) {
+        keepAliveMilliseconds = milliseconds
+        if milliseconds == 0 {
+            if let t = keepAliveTimer { loop.cancel(t) }
+            return
+        }
+        let timer = keepAliveTimer ?? LoopTimer { [unowned self] in self.keepAliveExpired() }
+        keepAliveTimer = timer
+        loop.schedule(timer, afterMilliseconds: milliseconds)
+    }
+
+    /// Due time reached: idle for the whole period, or reschedule for what is left. Checking
+    /// here instead of rescheduling on every packet keeps reads free of timer work.
+    private func keepAliveExpired() {
+        guard state != .closed, let timer = keepAliveTimer else { return }
+        let idle = loop.now &- lastActivity
+        if idle >= keepAliveMilliseconds {
+            if state == .awaitingConnect {
+                close(reason: "no CONNECT within \(limits.connectTimeout) s")
+            } else {
+                disconnect(.keepAliveTimeout, "keepalive timeout")
+            }
+            return
+        }
+        loop.schedule(timer, afterMilliseconds: keepAliveMilliseconds - idle)
+    }
+
+    // MARK: Writing
+
+    /// Queues a packet; it leaves with the rest of this iteration's output.
+    func send(_ packet: Packet) {
+        guard state != .closed else { return }
+        let v = version
+        output.append { PacketEncoder.encode(packet, version: v, into: &$0) }
+        BrokerStats.add(broker.stats.messagesSent, 1)
+        requestFlush()
+    }
+
+    var pendingOutputBytes: Int { output.pendingBytes }
+
+    private func requestFlush() {
+        if !flushScheduled && !writeInterest {
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
+    }
+
+    func flushPendingOutput() {
+        flushScheduled = false
+        guard state != .closed else { return }
+        flushNow()
+    }
+
+    @discardableResult
+    private func flushNow() -> Bool {
+        let before = output.pendingBytes
+        let result = output.flush(to: fd)
+        BrokerStats.add(broker.stats.bytesSent, before - output.pendingBytes)
+        switch result {
+        case .flushed:
+            if writeInterest {
+                writeInterest = false
+                loop.setInterest(fd: fd, readable: !readPaused, writable: false)
+            }
+            return true
+        case .wouldBlock:
+            if !writeInterest {
+                writeInterest = true
+                loop.setInterest(fd: fd, readable: !readPaused, writable: true)
+            }
+            return false
+        case .failed(let error):
+            close(reason: "write failed: \(error)")
+            return false
+        }
+    }
+
+    func handleWritable() {
+        guard state != .closed else { return }
+        flushNow()
+    }
+
+    // MARK: Closing
+
+    /// A protocol violation: v5 clients get DISCONNECT with the reason code first; v3 clients
+    /// are simply closed (MQTT 3.1.1 has no server DISCONNECT).
+    func protocolViolation(_ reason: ReasonCode, _ message: String) {
+        if state == .awaitingConnect && reason == .unsupportedProtocolVersion {
+            // [MQTT-3.1.2-2]: answer an unknown protocol level with CONNACK 0x01, then close.
+            version = .v3_1_1
+            send(.connack(ConnAckPacket(sessionPresent: false, reasonCode: .v3UnacceptableProtocolVersion)))
+            close(reason: message)
+            return
+        }
+        logger.info("client \(clientId.isEmpty ? peer : clientId): \(message); disconnecting with \(reason)")
+        disconnect(reason, message)
+    }
+
+    /// Sends DISCONNECT with `reason` to a connected v5 client, then closes.
+    func disconnect(_ reason: ReasonCode, _ message: String) {
+        guard state != .closed else { return }
+        if version == .v5 && state != .awaitingConnect {
+            var props = Properties()
+            if wantsProblemInformation && reason.isError { props.reasonString = message }
+            send(.disconnect(DisconnectPacket(reasonCode: reason, properties: props)))
+        }
+        close(reason: message)
+    }
+
+    /// Flushes what can be flushed, closes the socket and lets the session know.
+    func close(reason: String) {
+        guard state != .closed else { return }
+        let wasConnected = state == .connected
+        if !output.isEmpty { flushNow() }
+        state = .closed
+        if let t = keepAliveTimer { loop.cancel(t) }
+        loop.deregister(fd: fd)
+        Socket.close(fd)
+        output.reset()
+        partial = []
+        context.remove(self)
+        logger.debug("client \(clientId.isEmpty ? peer : clientId) closed: \(reason)")
+        if wasConnected {
+            broker.stats.clientsConnected.wrappingAdd(-1, ordering: .relaxed)
+        }
+        if let s = session {
+            session = nil
+            broker.sessionDisconnected(s, connection: self, publishWill: !disconnectedNormally)
+        }
+    }
+}

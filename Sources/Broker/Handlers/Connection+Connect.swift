@@ -1,0 +1,141 @@
+import EventLoop
+import MQTTCodec
+
+extension Connection {
+    /// CONNECT (MQTT 3.1.1 §3.1, 5.0 §3.1): validate, then find or create the session.
+    func handleConnect(_ c: ConnectPacket) {
+        version = c.protocolVersion
+        decoder.version = c.protocolVersion
+        let v5 = version == .v5
+
+        // Enhanced authentication is not offered: 5.0 §4.12 lets the server refuse it.
+        if v5, c.properties.authenticationMethod != nil {
+            refuseConnect(.badAuthenticationMethod, "enhanced authentication is not supported")
+            return
+        }
+
+        var id = c.clientId
+        var assigned: String?
+        if id.isEmpty {
+            if !v5 && !c.cleanStart {
+                // [MQTT-3.1.3-8]: zero-length id with CleanSession=0 is rejected with 0x02.
+                refuseConnect(.v3IdentifierRejected, "empty client id with clean session 0")
+                return
+            }
+            id = broker.makeClientId()
+            assigned = id
+        }
+        clientId = id
+
+        var keepAlive = Int(c.keepAlive)
+        var serverKeepAlive: UInt16?
+        if keepAlive > limits.maxKeepalive || (keepAlive == 0 && limits.maxKeepalive < 65535) {
+            if v5 {
+                keepAlive = limits.maxKeepalive
+                serverKeepAlive = UInt16(limits.maxKeepalive)
+            } else if keepAlive > limits.maxKeepalive {
+                // v3 has no way to tell the client; refuse as mosquitto does.
+                refuseConnect(.v3IdentifierRejected, "keepalive \(keepAlive) s exceeds max_keepalive \(limits.maxKeepalive) s")
+                return
+            }
+        }
+
+        if let w = c.will {
+            if !Topic.isValidName(w.topic) || levelCount(w.topic) > limits.maxTopicLevels {
+                refuseConnect(v5 ? .topicNameInvalid : .v3IdentifierRejected, "invalid will topic")
+                return
+            }
+            will = w
+        }
+
+        var sessionExpiry: UInt32
+        var expiryCapped = false
+        if v5 {
+            let requested = c.properties.sessionExpiryInterval ?? 0
+            sessionExpiry = min(requested, limits.maxSessionExpiry)
+            expiryCapped = sessionExpiry != requested
+            if let rm = c.properties.receiveMaximum { clientReceiveMaximum = Int(rm) }
+            if let mps = c.properties.maximumPacketSize { clientMaximumPacketSize = Int(mps) }
+            clientTopicAliasMaximum = c.properties.topicAliasMaximum ?? 0
+            wantsProblemInformation = (c.properties.requestProblemInformation ?? 1) == 1
+        } else {
+            sessionExpiry = c.cleanStart ? 0 : 0xFFFF_FFFF
+        }
+
+        // Keepalive: the server closes after 1.5 times the period without a packet [MQTT-3.1.2-24].
+        armKeepAlive(milliseconds: UInt64(keepAlive) * 1500)
+        if keepAlive == 0 { armKeepAlive(milliseconds: 0) }
+
+        state = .attaching
+        broker.attach(self, clientId: id, cleanStart: c.cleanStart, expiry: sessionExpiry) { [unowned self] session, present in
+            self.completeConnect(session: session, present: present, assignedId: assigned,
+                                 serverKeepAlive: serverKeepAlive, expiry: sessionExpiry, expiryCapped: expiryCapped)
+        }
+        if state == .attaching { pauseReading() }
+    }
+
+    /// Runs on this connection's loop once the session is ours.
+    private func completeConnect(session: Session, present: Bool, assignedId: String?,
+                                 serverKeepAlive: UInt16?, expiry: UInt32, expiryCapped: Bool) {
+        guard state == .attaching else {
+            // The client went away while its session was being handed over.
+            broker.sessionDisconnected(session, connection: self, publishWill: false)
+            return
+        }
+        self.session = session
+        session.connection = self
+        session.protocolVersion = version
+        session.expiryInterval = expiry
+        session.setConnected(true)
+        state = .connected
+        let n = broker.stats.clientsConnected.wrappingAdd(1, ordering: .relaxed).newValue
+        if n > broker.stats.clientsMaximum.load(ordering: .relaxed) {
+            broker.stats.clientsMaximum.store(n, ordering: .relaxed)
+        }
+
+        var props = Properties()
+        if version == .v5 {
+            props.assignedClientIdentifier = assignedId
+            props.serverKeepAlive = serverKeepAlive
+            if limits.receiveMaximum < 65535 { props.receiveMaximum = UInt16(limits.receiveMaximum) }
+            props.maximumPacketSize = UInt32(limits.maxPacketSize)
+            props.topicAliasMaximum = UInt16(limits.maxTopicAlias)
+            props.retainAvailable = 1
+            props.wildcardSubscriptionAvailable = 1
+            props.subscriptionIdentifierAvailable = 1
+            props.sharedSubscriptionAvailable = 1
+            if expiryCapped { props.sessionExpiryInterval = expiry }
+        }
+        send(.connack(ConnAckPacket(sessionPresent: present, reasonCode: .success, properties: props)))
+        logger.debug("client \(clientId) connected from \(peer) (\(version), session present: \(present))")
+        broker.resume(session)
+        resumeReading()
+    }
+
+    /// CONNACK with a failure code, then close [MQTT-3.2.2-5].
+    func refuseConnect(_ code: ReasonCode, _ message: String) {
+        var code = code
+        if version != .v5 {
+            // Map v5 codes to the six v3 return codes.
+            switch code.rawValue {
+            case 0x01...0x05: break
+            case ReasonCode.badUserNameOrPassword.rawValue: code = .v3BadUserNameOrPassword
+            case ReasonCode.notAuthorized.rawValue: code = .v3NotAuthorized
+            case ReasonCode.unsupportedProtocolVersion.rawValue: code = .v3UnacceptableProtocolVersion
+            case ReasonCode.clientIdentifierNotValid.rawValue: code = .v3IdentifierRejected
+            default: code = .v3ServerUnavailable
+            }
+        }
+        var props = Properties()
+        if version == .v5 && wantsProblemInformation { props.reasonString = message }
+        send(.connack(ConnAckPacket(sessionPresent: false, reasonCode: code, properties: props)))
+        logger.info("refused connection from \(peer): \(message) (\(code))")
+        close(reason: message)
+    }
+
+    func levelCount(_ topic: String) -> Int {
+        var n = 1
+        for b in topic.utf8 where b == UInt8(ascii: "/") { n += 1 }
+        return n
+    }
+}

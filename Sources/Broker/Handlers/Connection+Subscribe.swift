@@ -1,0 +1,72 @@
+import MQTTCodec
+
+extension Connection {
+    /// SUBSCRIBE (MQTT 3.1.1 §3.8, 5.0 §3.8): one reason code per filter, then retained messages.
+    func handleSubscribe(_ s: SubscribePacket) {
+        guard let session else { return }
+        let v5 = version == .v5
+        let identifier = s.properties.subscriptionIdentifiers.first
+        var codes: [ReasonCode] = []
+        codes.reserveCapacity(s.subscriptions.count)
+        var retainedToSend: [(Subscription, Bool)] = []
+        for sub in s.subscriptions {
+            guard Topic.isValidFilter(sub.filter), levelCount(sub.filter) <= limits.maxTopicLevels else {
+                codes.append(v5 ? .topicFilterInvalid : .v3SubscribeFailure)
+                continue
+            }
+            if limits.maxSubscriptionsPerClient > 0, session.subscriptions[sub.filter] == nil,
+               session.subscriptions.count >= limits.maxSubscriptionsPerClient {
+                codes.append(v5 ? .quotaExceeded : .v3SubscribeFailure)
+                continue
+            }
+            var options = sub.options
+            if !v5 {
+                // v3 has no such options; make them what v3 semantics imply.
+                options.noLocal = false
+                options.retainAsPublished = false
+                options.retainHandling = 0
+            }
+            let isNew = broker.subscribe(session, filter: sub.filter, options: options, identifier: identifier)
+            codes.append(ReasonCode(options.qos.rawValue))
+            retainedToSend.append((Subscription(filter: sub.filter, options: options), isNew))
+        }
+        send(.suback(SubAckPacket(packetId: s.packetId, reasonCodes: codes)))
+        for (sub, isNew) in retainedToSend {
+            // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-?, 5.0 §4.8.2].
+            if Topic.parseShared(sub.filter) != nil { continue }
+            switch sub.options.retainHandling {
+            case 0: break
+            case 1: if !isNew { continue }
+            default: continue
+            }
+            broker.deliverRetained(to: session, filter: sub.filter, options: sub.options, identifier: identifier)
+        }
+    }
+
+    /// UNSUBSCRIBE (MQTT 3.1.1 §3.10, 5.0 §3.10).
+    func handleUnsubscribe(_ u: UnsubscribePacket) {
+        guard let session else { return }
+        var codes: [ReasonCode] = []
+        for f in u.filters {
+            let existed = broker.unsubscribe(session, filter: f)
+            codes.append(existed ? .success : .noSubscriptionExisted)
+        }
+        send(.unsuback(UnsubAckPacket(packetId: u.packetId, reasonCodes: version == .v5 ? codes : [])))
+    }
+
+    /// DISCONNECT from the client (MQTT 3.1.1 §3.14, 5.0 §3.14).
+    func handleDisconnect(_ d: DisconnectPacket) {
+        if version == .v5, let session, let newExpiry = d.properties.sessionExpiryInterval {
+            if session.expiryInterval == 0 && newExpiry != 0 {
+                // [MQTT-3.14.2-2]
+                protocolViolation(.protocolError, "session expiry set on DISCONNECT after 0 on CONNECT")
+                return
+            }
+            session.expiryInterval = min(newExpiry, limits.maxSessionExpiry)
+        }
+        // Only reason 0x00 discards the will [MQTT-3.1.2-10]; 0x04 and error codes keep it.
+        disconnectedNormally = version != .v5 || d.reasonCode == .normalDisconnection
+        if disconnectedNormally { will = nil }
+        close(reason: "client sent DISCONNECT (\(d.reasonCode))")
+    }
+}

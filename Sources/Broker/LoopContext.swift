@@ -1,0 +1,38 @@
+import EventLoop
+import MQTTCodec
+
+/// A message on its way to a session owned by another loop.
+struct Delivery {
+    let session: Session
+    let message: Message
+    let qos: QoS
+    let retain: Bool
+    let identifiers: [UInt32]
+    let group: SharedGroup?
+}
+
+/// Per-loop broker state: the loop's connections, its delivery mailbox and scratch buffers
+/// reused by every packet handled on this loop.
+final class LoopContext {
+    let loop: EventLoop
+    unowned let broker: Broker
+    var deliveries: Mailbox<Delivery>!
+    private(set) var connections: [ObjectIdentifier: Connection] = [:]
+    /// Socket reads land here; only a partial packet is copied into the connection.
+    var readScratch = [UInt8](repeating: 0, count: 64 * 1024)
+    var matches: [RouteMatch] = []
+    var seen: [ObjectIdentifier: Int] = [:]
+    /// Deliveries for other loops, sent as one batch per loop after routing.
+    var outbound: [[Delivery]]
+    /// Wall clock seconds, for message timestamps.
+    var wallClock: Int64 { wallClockSeconds() }
+
+    init(loop: EventLoop, broker: Broker, loopCount: Int) {
+        self.loop = loop
+        self.broker = broker
+        self.outbound = Array(repeating: [], count: loopCount)
+    }
+
+    func add(_ c: Connection) { connections[ObjectIdentifier(c)] = c }
+    func remove(_ c: Connection) { connections[ObjectIdentifier(c)] = nil }
+}

@@ -1,0 +1,78 @@
+import DequeModule
+import EventLoop
+import MQTTCodec
+import Synchronization
+
+/// A subscription as the session remembers it (the router holds the matching index).
+struct SubscriptionRecord {
+    var options: SubscriptionOptions
+    var identifier: UInt32?
+}
+
+/// A QoS 1/2 message sent to the client and not yet fully acknowledged.
+struct OutboundMessage {
+    enum State { case awaitingPubAck, awaitingPubRec, awaitingPubComp }
+    let packetId: UInt16
+    let message: Message
+    let qos: QoS
+    let retain: Bool
+    let identifiers: [UInt32]
+    let group: SharedGroup?
+    var state: State
+}
+
+/// A message waiting for room in the inflight window (or for the client to come back).
+struct QueuedMessage {
+    let message: Message
+    let qos: QoS
+    let retain: Bool
+    let identifiers: [UInt32]
+    let group: SharedGroup?
+}
+
+/// The MQTT session of one client id: subscriptions, QoS 1/2 state and queued messages. It
+/// outlives connections while its expiry interval allows. All of its state belongs to the loop
+/// named by `ownerIndex`; other loops reach it only through that loop's mailbox.
+final class Session: @unchecked Sendable {
+    let clientId: String
+    /// The loop that owns this session; changes only on a hand-over, on the old owner's thread.
+    let ownerIndex: Atomic<Int>
+    private let connectedFlag = Atomic<Bool>(false)
+    /// Readable from any loop (shared subscriptions prefer connected members).
+    var isConnected: Bool { connectedFlag.load(ordering: .relaxed) }
+
+    var protocolVersion: ProtocolVersion = .v3_1_1
+    /// Seconds the session outlives its connection; 0xFFFFFFFF never expires.
+    var expiryInterval: UInt32 = 0
+    var subscriptions: [String: SubscriptionRecord] = [:]
+    var inflight: [OutboundMessage] = []
+    var queue: Deque<QueuedMessage> = []
+    /// Inbound QoS 2 packet ids received and not yet released (exactly-once, method A).
+    var inboundQoS2: Set<UInt16> = []
+    private var lastPacketId: UInt16 = 0
+    var connection: Connection?
+    /// Ended: removed from the registry and the router; deliveries to it are dropped.
+    var isDead = false
+    /// A will waiting for its delay (or the session end).
+    var pendingWill: Will?
+    var willTimer: LoopTimer?
+    var expiryTimer: LoopTimer?
+    var droppedMessages = 0
+
+    init(clientId: String, owner: Int) {
+        self.clientId = clientId
+        self.ownerIndex = Atomic(owner)
+    }
+
+    var owner: Int { ownerIndex.load(ordering: .acquiring) }
+
+    func setConnected(_ on: Bool) { connectedFlag.store(on, ordering: .relaxed) }
+
+    /// A packet id not used by any inflight message.
+    func nextPacketId() -> UInt16 {
+        while true {
+            lastPacketId = lastPacketId == 0xFFFF ? 1 : lastPacketId + 1
+            if !inflight.contains(where: { $0.packetId == lastPacketId }) { return lastPacketId }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+// The Linux system headers the event loop needs, in one module, plus a few helpers Swift cannot
+// express directly (errno after a call, the packed epoll_event, signal masks).
+#ifndef C_SYSTEM_SHIMS_H
+#define C_SYSTEM_SHIMS_H
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline int cshim_errno(void) { return errno; }
+
+/// Milliseconds on CLOCK_MONOTONIC.
+static inline uint64_t cshim_monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/// Seconds since the epoch (wall clock), for $SYS and logs.
+static inline int64_t cshim_wall_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/// epoll_event is packed on x86_64; these accessors keep Swift away from its layout.
+static inline void cshim_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {
+    ev->events = events;
+    ev->data.u64 = data;
+}
+static inline uint32_t cshim_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
+static inline uint64_t cshim_epoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
+
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGPIPE in the calling thread (and threads it creates later),
+/// so that one thread can take them with sigwait; SIGPIPE is never delivered.
+static inline void cshim_block_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/// Waits for SIGINT, SIGTERM or SIGHUP; returns the signal number.
+static inline int cshim_wait_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {}
+    return sig;
+}
+
+/// Sends `sig` to the calling process (used to wake the signal thread on a programmatic stop).
+static inline void cshim_raise_process(int sig) { kill(getpid(), sig); }
+
+/// accept4, bind and getsockname need _GNU_SOURCE (which turns their address arguments into
+/// transparent unions Swift cannot pass); shims.c defines it and exposes plain signatures.
+int cshim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int cshim_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int cshim_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
+
+#endif

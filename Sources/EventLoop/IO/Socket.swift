@@ -1,0 +1,96 @@
+import CSystemShims
+
+/// Thin wrappers over the socket calls, keeping the C names.
+public enum Socket {
+    /// Resolves `host` (an IPv4/IPv6 literal or a name) and opens a non-blocking listening
+    /// socket on `port` (0: the kernel picks one). Returns the fd and the bound port.
+    public static func listen(host: String, port: Int, backlog: Int32 = 1024) throws(SystemError) -> (fd: Int32, port: Int) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var res: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        guard rc == 0, let ai = res else { throw SystemError(call: "getaddrinfo(\(host))", errno: EINVAL) }
+        defer { freeaddrinfo(res) }
+        let fd = try blockingSyscall("socket") {
+            socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        do throws(SystemError) {
+            var one: Int32 = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            _ = try blockingSyscall("bind(\(host):\(port))") { cshim_bind(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) }
+            _ = try blockingSyscall("listen") { CSystemShims.listen(fd, backlog) }
+            return (fd, try localPort(fd))
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// The local port a socket is bound to.
+    public static func localPort(_ fd: Int32) throws(SystemError) -> Int {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = try withUnsafeMutablePointer(to: &storage) { p throws(SystemError) in
+            try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp throws(SystemError) in
+                try blockingSyscall("getsockname") { cshim_getsockname(fd, sp, &len) }
+            }
+        }
+        if storage.ss_family == sa_family_t(AF_INET6) {
+            return withUnsafePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+        }
+        return withUnsafePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+
+    /// Accepts one connection, non-blocking; nil when none is waiting. The new socket is
+    /// non-blocking with TCP_NODELAY set. Also returns the peer's address as text.
+    public static func accept(_ listenFD: Int32) throws(SystemError) -> (fd: Int32, peer: String)? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let r = try withUnsafeMutablePointer(to: &storage) { p throws(SystemError) in
+            try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp throws(SystemError) in
+                try syscall("accept4") { cshim_accept4(listenFD, sp, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) }
+            }
+        }
+        guard case .done(let fd) = r else { return nil }
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return (fd, describe(&storage))
+    }
+
+    private static func describe(_ storage: inout sockaddr_storage) -> String {
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        if storage.ss_family == sa_family_t(AF_INET6) {
+            return withUnsafePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sp in
+                    var a = sp.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count))
+                    return "[\(String(cString: buf))]:\(UInt16(bigEndian: sp.pointee.sin6_port))"
+                }
+            }
+        }
+        return withUnsafePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sp in
+                var a = sp.pointee.sin_addr
+                inet_ntop(AF_INET, &a, &buf, socklen_t(buf.count))
+                return "\(String(cString: buf)):\(UInt16(bigEndian: sp.pointee.sin_port))"
+            }
+        }
+    }
+
+    /// Reads into `buffer[offset...]`; `.done(0)` is end of stream.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try syscall("read") { CSystemShims.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Closes a descriptor, ignoring errors (nothing useful can be done with them here).
+    public static func close(_ fd: Int32) { _ = CSystemShims.close(fd) }
+
+    /// Half-closes the write side after the last bytes were queued.
+    public static func shutdownWrite(_ fd: Int32) { _ = CSystemShims.shutdown(fd, Int32(SHUT_WR)) }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Turnpike needs on Debian, and only what is missing:
+# `apt-get update` runs only when a package has to be installed, so a second run is a no-op.
+#   scripts/install-deps.sh         build and run dependencies
+#   scripts/install-deps.sh test    also the test clients (mosquitto, paho-mqtt in .venv-test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(pkg-config libssl-dev)
+if [ "${1:-}" = test ]; then
+    packages+=(mosquitto mosquitto-clients python3-venv)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "error: no Swift toolchain on PATH; Turnpike needs Swift 6.0 or later (swift.org/install)" >&2
+    exit 1
+fi
+
+if [ "${1:-}" = test ]; then
+    req=Tests/integration/requirements.txt
+    stamp=.venv-test/.requirements
+    if [ ! -x .venv-test/bin/python ] || ! cmp -s "$req" "$stamp"; then
+        python3 -m venv .venv-test
+        .venv-test/bin/pip install -q --disable-pip-version-check -r "$req"
+        cp "$req" "$stamp"
+    fi
+fi
