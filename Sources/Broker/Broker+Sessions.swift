@@ -94,16 +94,12 @@ extension Broker {
     /// After CONNACK: resend what was in flight (with DUP), then fill the window from the queue.
     func resume(_ session: Session) {
         guard let c = session.connection else { return }
-        let now = c.loop.now
         var i = 0
         while i < session.inflight.count {
             let o = session.inflight[i]
             switch o.state {
             case .awaitingPubAck, .awaitingPubRec:
-                if o.message.isExpired(now: now) && o.state == .awaitingPubAck {
-                    session.inflight.remove(at: i)
-                    continue
-                }
+                // Onward delivery has started, so expiry no longer applies [MQTT-3.3.2-5].
                 if !c.sendPublish(o.message, qos: o.qos, retain: o.retain, packetId: o.packetId, dup: true, identifiers: o.identifiers) {
                     session.inflight.remove(at: i)
                     continue

@@ -73,7 +73,9 @@ public final class Broker: @unchecked Sendable {
     /// Accepted sockets are spread round-robin over the loops.
     func adopt(fd: Int32, peer: String) {
         let limit = configuration.limits.maxConnections
-        if limit > 0 && stats.clientsConnected.load(ordering: .relaxed) >= limit {
+        let open = stats.socketsOpen.wrappingAdd(1, ordering: .relaxed).newValue
+        if limit > 0 && open > limit {
+            stats.socketsOpen.wrappingAdd(-1, ordering: .relaxed)
             logger.warning("refusing \(peer): max_connections (\(limit)) reached")
             Socket.close(fd)
             return
@@ -86,6 +88,7 @@ public final class Broker: @unchecked Sendable {
                 ctx.add(c)
             } catch {
                 self.logger.error("cannot register \(peer): \(error)")
+                self.stats.socketsOpen.wrappingAdd(-1, ordering: .relaxed)
                 Socket.close(fd)
             }
         }
@@ -103,14 +106,22 @@ final class Listener: EventHandler {
         self.fd = fd; self.broker = broker; self.context = context
     }
 
+    private lazy var resumeTimer = LoopTimer { [unowned self] in
+        if !self.closed { self.context.loop.setInterest(fd: self.fd, readable: true, writable: false) }
+    }
+
     func handleReadable() {
         for _ in 0..<64 {
             do {
                 guard let (cfd, peer) = try Socket.accept(fd) else { return }
                 broker.adopt(fd: cfd, peer: peer)
             } catch {
-                // EMFILE and friends: log and let the next wake-up try again.
-                broker.logger.error("accept failed: \(error)")
+                // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays
+                // queued and the listener stays readable, so pause it for a moment instead of
+                // spinning, and say so once per pause.
+                broker.logger.error("accept failed: \(error); pausing accepts for 100 ms")
+                context.loop.setInterest(fd: fd, readable: false, writable: false)
+                context.loop.schedule(resumeTimer, afterMilliseconds: 100)
                 return
             }
         }
@@ -121,6 +132,7 @@ final class Listener: EventHandler {
     func close() {
         guard !closed else { return }
         closed = true
+        context.loop.cancel(resumeTimer)
         context.loop.deregister(fd: fd)
         Socket.close(fd)
     }

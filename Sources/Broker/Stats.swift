@@ -4,6 +4,8 @@ import Synchronization
 /// event and read only by the `$SYS` publisher.
 public final class BrokerStats: Sendable {
     public let clientsConnected = Atomic<Int>(0)
+    /// Accepted sockets not yet closed, CONNECTed or not (what max_connections bounds).
+    public let socketsOpen = Atomic<Int>(0)
     /// Sessions that exist, connected or not (mosquitto's clients/total).
     public let sessions = Atomic<Int>(0)
     public let clientsMaximum = Atomic<Int>(0)

@@ -131,3 +131,25 @@ final class WireVectorTests: XCTestCase {
         XCTAssertNil(try d.decode([0x30, 0x05, 0x00, 0x01]))
     }
 }
+
+final class PublishHeaderTests: XCTestCase {
+    /// Header plus payload must be byte-for-byte the whole packet, in both versions.
+    func testPublishHeaderFollowedByPayloadEqualsWholePacket() {
+        var props = Properties()
+        props.contentType = "application/json"
+        props.userProperties = [UserProperty("vin", "VIN1")]
+        let payload = [UInt8](repeating: 0x5A, count: 70_000)
+        for version in [ProtocolVersion.v3_1_1, .v5] {
+            for qos in [QoS.atMostOnce, .atLeastOnce, .exactlyOnce] {
+                let p = PublishPacket(qos: qos, retain: true, topic: "cars/VIN1/blob",
+                                      packetId: qos == .atMostOnce ? 0 : 42, properties: props, payload: payload)
+                var whole: [UInt8] = []
+                PacketEncoder.encode(.publish(p), version: version, into: &whole)
+                var split: [UInt8] = []
+                PacketEncoder.encodePublishHeader(p, version: version, into: &split)
+                split += payload
+                XCTAssertEqual(split, whole, "\(version) \(qos)")
+            }
+        }
+    }
+}

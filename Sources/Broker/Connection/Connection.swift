@@ -203,6 +203,16 @@ final class Connection: EventHandler, FlushTarget {
         requestFlush()
     }
 
+    /// A PUBLISH whose payload is queued by reference (the shared message's array), not copied.
+    func sendLargePublish(_ packet: PublishPacket) {
+        guard state != .closed else { return }
+        let v = version
+        output.append { PacketEncoder.encodePublishHeader(packet, version: v, into: &$0) }
+        output.appendChunk(packet.payload)
+        BrokerStats.add(broker.stats.messagesSent, 1)
+        requestFlush()
+    }
+
     var pendingOutputBytes: Int { output.pendingBytes }
 
     private func requestFlush() {
@@ -287,6 +297,7 @@ final class Connection: EventHandler, FlushTarget {
         partial = []
         context.remove(self)
         logger.debug("client \(clientId.isEmpty ? peer : clientId) closed: \(reason)")
+        broker.stats.socketsOpen.wrappingAdd(-1, ordering: .relaxed)
         if wasConnected {
             broker.stats.clientsConnected.wrappingAdd(-1, ordering: .relaxed)
         }

@@ -124,7 +124,11 @@ extension Connection {
                 packet.properties.topicAlias = alias
             }
         }
-        send(.publish(packet))
+        if packet.payload.count >= WriteQueue.largePayload {
+            sendLargePublish(packet)
+        } else {
+            send(.publish(packet))
+        }
         BrokerStats.add(broker.stats.publishSent, 1)
         return true
     }

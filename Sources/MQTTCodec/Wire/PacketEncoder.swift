@@ -88,6 +88,22 @@ public enum PacketEncoder {
         }
     }
 
+    /// Appends a PUBLISH without its payload: the fixed header (whose remaining length counts
+    /// the payload), topic, packet identifier and properties. Followed by `p.payload` on the
+    /// wire it is exactly `encode(.publish(p), …)`; the broker uses it to queue a large shared
+    /// payload by reference instead of copying it into every subscriber's buffer.
+    public static func encodePublishHeader(_ p: PublishPacket, version: ProtocolVersion, into buffer: inout [UInt8]) {
+        let isV5 = version == .v5
+        let packet = Packet.publish(p)
+        let body = bodyLength(packet, isV5: isV5)
+        buffer.reserveCapacity(buffer.count + 1 + varIntSize(body) + body - p.payload.count)
+        buffer.append(firstByte(packet))
+        appendVarInt(body, &buffer)
+        appendString(p.topic, &buffer)
+        if p.qos != .atMostOnce { appendUInt16(p.packetId, &buffer) }
+        if isV5 { writeProperties(p.properties, &buffer) }
+    }
+
     /// Encoded size in bytes (used to check the peer's Maximum Packet Size before sending).
     public static func size(of packet: Packet, version: ProtocolVersion) -> Int {
         let body = bodyLength(packet, isV5: version == .v5)
