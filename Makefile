@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTEST := .venv-test/bin/pytest
 
-.PHONY: run test deps test-deps build release unit integration clean
+.PHONY: run test deps test-deps build release unit integration clean fuzz
 
 ## run: install what is missing, build release, start the broker on the embedded defaults
 run: release
@@ -36,3 +36,7 @@ integration: test-deps build
 
 clean:
 	rm -rf .build
+
+## fuzz: libFuzzer + ASan on the MQTT decoder for FUZZ_SECONDS (default 60)
+fuzz: deps
+	fuzz/run.sh $(or $(FUZZ_SECONDS),60)
