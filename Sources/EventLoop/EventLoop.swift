@@ -114,7 +114,8 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Schedules (or reschedules) `timer` to fire after `milliseconds`. Loop thread only.
     public func schedule(_ timer: LoopTimer, afterMilliseconds milliseconds: UInt64) {
-        wheel.schedule(timer, afterMilliseconds: milliseconds)
+        if !timerArmed && wheel.count == 0 { wheel.resync(to: now) }
+        wheel.schedule(timer, afterMilliseconds: milliseconds, now: now)
         if !timerArmed { armTimerFD(true) }
     }
 

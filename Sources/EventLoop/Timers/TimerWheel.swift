@@ -23,17 +23,25 @@ struct TimerWheel {
     private var slots: [[LoopTimer]] = Array(repeating: [], count: TimerWheel.slotCount)
     private(set) var count = 0
     /// The last tick processed.
-    private var currentTick: UInt64
+    private(set) var currentTick: UInt64
 
     init(nowMilliseconds: UInt64) {
         currentTick = nowMilliseconds / Self.tickMilliseconds
     }
 
-    mutating func schedule(_ timer: LoopTimer, afterMilliseconds delay: UInt64) {
+    /// While no timer is scheduled nothing advances the wheel, so before the first new timer the
+    /// loop brings `currentTick` up to the present; otherwise the stale tick would make it due early.
+    mutating func resync(to nowMilliseconds: UInt64) {
+        precondition(count == 0, "resync with timers scheduled would skip them")
+        currentTick = max(currentTick, nowMilliseconds / Self.tickMilliseconds)
+    }
+
+    mutating func schedule(_ timer: LoopTimer, afterMilliseconds delay: UInt64, now nowMilliseconds: UInt64) {
         if timer.isScheduled { cancel(timer) }
-        // Round up so a timer never fires early; at least one tick ahead of the current one.
-        let ticks = max(1, (delay + Self.tickMilliseconds - 1) / Self.tickMilliseconds)
-        timer.deadlineTick = currentTick + ticks
+        // The deadline counts from `now`, rounded up to a tick, so a timer never fires early; and it
+        // is at least one tick ahead of the last one processed, so the next visits reach it.
+        let due = (nowMilliseconds + delay + Self.tickMilliseconds - 1) / Self.tickMilliseconds
+        timer.deadlineTick = max(currentTick + 1, due)
         let slot = Int(timer.deadlineTick % UInt64(Self.slotCount))
         timer.slot = slot
         timer.position = slots[slot].count
