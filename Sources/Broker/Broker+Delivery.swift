@@ -95,8 +95,11 @@ extension Broker {
         let s = d.session
         s.droppedMessages += 1
         stats.publishDropped.wrappingAdd(1, ordering: .relaxed)
-        // The first drop and then every 1000th are logged, so a flood cannot flood the log too.
-        if s.droppedMessages == 1 || s.droppedMessages % 1000 == 0 {
+        // Logged at the first drop and then at most every 10 s per session, with the count, so a
+        // flood of drops cannot flood the log too.
+        let now = contexts[s.owner].loop.now
+        if s.droppedMessages == 1 || now &- s.lastDropLog >= 10_000 {
+            s.lastDropLog = now
             logger.warning("dropped message on \(d.message.topic) for client \(s.clientId): \(reason); \(s.droppedMessages) dropped for this client so far")
         }
     }

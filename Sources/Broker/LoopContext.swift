@@ -19,7 +19,7 @@ final class LoopContext {
     var deliveries: Mailbox<Delivery>!
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Socket reads land here; only a partial packet is copied into the connection.
-    var readScratch = [UInt8](repeating: 0, count: 64 * 1024)
+    var readScratch = [UInt8](repeating: 0, count: 32 * 1024)
     var matches: [RouteMatch] = []
     var seen: [ObjectIdentifier: Int] = [:]
     /// Deliveries for other loops, sent as one batch per loop after routing.

@@ -63,35 +63,33 @@ final class Connection: EventHandler, FlushTarget {
     // MARK: Reading
 
     func handleReadable() {
-        // A read budget per wake-up keeps one busy client from starving the others.
-        for _ in 0..<4 {
-            guard state != .closed, !readPaused else { return }
-            let result: IOResult<Int>
-            do {
-                result = try context.readScratch.withUnsafeMutableBytes { buf throws(SystemError) in
-                    try Socket.read(fd, into: buf)
-                }
-            } catch {
-                close(reason: "read failed: \(error)")
-                return
+        // One read per wake-up: level-triggered epoll brings a busy client back next round,
+        // so a flood from some clients cannot starve the others (or new connections) of the loop.
+        guard state != .closed, !readPaused else { return }
+        let result: IOResult<Int>
+        do {
+            result = try context.readScratch.withUnsafeMutableBytes { buf throws(SystemError) in
+                try Socket.read(fd, into: buf)
             }
-            guard case .done(let n) = result else { return }
-            if n == 0 {
-                close(reason: "connection closed by peer")
-                return
+        } catch {
+            close(reason: "read failed: \(error)")
+            return
+        }
+        guard case .done(let n) = result else { return }
+        if n == 0 {
+            close(reason: "connection closed by peer")
+            return
+        }
+        lastActivity = loop.now
+        BrokerStats.add(broker.stats.bytesReceived, n)
+        if partial.isEmpty {
+            let used = context.readScratch.withUnsafeBytes { process(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            if used < n, state != .closed {
+                partial.append(contentsOf: context.readScratch[used..<n])
             }
-            lastActivity = loop.now
-            BrokerStats.add(broker.stats.bytesReceived, n)
-            if partial.isEmpty {
-                let used = context.readScratch.withUnsafeBytes { process(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-                if used < n, state != .closed {
-                    partial.append(contentsOf: context.readScratch[used..<n])
-                }
-            } else {
-                partial.append(contentsOf: context.readScratch[0..<n])
-                processPartial()
-            }
-            if n < context.readScratch.count { return }
+        } else {
+            partial.append(contentsOf: context.readScratch[0..<n])
+            processPartial()
         }
     }
 
@@ -288,8 +286,13 @@ final class Connection: EventHandler, FlushTarget {
     func close(reason: String) {
         guard state != .closed else { return }
         let wasConnected = state == .connected
-        if !output.isEmpty { flushNow() }
+        // Closed before the last flush: a failing flush must not come back here.
         state = .closed
+        if !output.isEmpty {
+            let before = output.pendingBytes
+            _ = output.flush(to: fd)
+            BrokerStats.add(broker.stats.bytesSent, before - output.pendingBytes)
+        }
         if let t = keepAliveTimer { loop.cancel(t) }
         loop.deregister(fd: fd)
         Socket.close(fd)

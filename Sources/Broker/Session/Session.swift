@@ -58,6 +58,8 @@ final class Session: @unchecked Sendable {
     var willTimer: LoopTimer?
     var expiryTimer: LoopTimer?
     var droppedMessages = 0
+    /// When a drop was last logged (monotonic ms).
+    var lastDropLog: UInt64 = 0
 
     init(clientId: String, owner: Int) {
         self.clientId = clientId
