@@ -10,12 +10,14 @@ let package = Package(
     name: "Turnpike",
     products: [
         .executable(name: "turnpike", targets: ["turnpike"]),
+        .executable(name: "mqbench", targets: ["mqbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         .target(name: "CSystemShims"),
@@ -39,6 +41,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: loopConfined),
+        .target(
+            name: "MQTTClient",
+            dependencies: ["MQTTCodec", "EventLoop"],
+            swiftSettings: loopConfined),
+        .executableTarget(
+            name: "mqbench",
+            dependencies: [
+                "MQTTClient", "EventLoop", "MQTTCodec", "CSystemShims",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: loopConfined),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),

@@ -5,3 +5,11 @@
 int cshim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 int cshim_bind(int fd, const struct sockaddr *addr, socklen_t len) { return bind(fd, addr, len); }
 int cshim_getsockname(int fd, struct sockaddr *addr, socklen_t *len) { return getsockname(fd, addr, len); }
+int cshim_connect(int fd, const struct sockaddr *addr, socklen_t len) { return connect(fd, addr, len); }
+int cshim_bind_address_no_port(int fd) {
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+    int one = 1;
+    return setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+}

@@ -31,6 +31,13 @@ static inline uint64_t cshim_monotonic_ms(void) {
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/// Microseconds on CLOCK_MONOTONIC.
+static inline uint64_t cshim_monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /// Seconds since the epoch (wall clock), for $SYS and logs.
 static inline int64_t cshim_wall_seconds(void) {
     struct timespec ts;
@@ -78,5 +85,17 @@ static inline void cshim_raise_process(int sig) { kill(getpid(), sig); }
 int cshim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int cshim_bind(int fd, const struct sockaddr *addr, socklen_t len);
 int cshim_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
+int cshim_connect(int fd, const struct sockaddr *addr, socklen_t len);
+
+/// Sets IP_BIND_ADDRESS_NO_PORT, so a client socket bound to a source address gets its port at
+/// connect time (the 4-tuple must be unique, not the port: more than 64k connections per source).
+int cshim_bind_address_no_port(int fd);
+
+/// Microseconds since the epoch (CLOCK_REALTIME), for timestamps compared across processes.
+static inline uint64_t cshim_wall_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 #endif

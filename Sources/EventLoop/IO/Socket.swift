@@ -83,6 +83,85 @@ public enum Socket {
         }
     }
 
+    /// Starts a non-blocking TCP connection to `host:port` (a literal or a name), optionally from
+    /// `sourceAddress` (a literal; the port is picked at connect time). Returns the socket, usually
+    /// still connecting: register it for writability and check `connectError` when it fires.
+    /// TCP_NODELAY is set.
+    public static func connect(host: String, port: Int, sourceAddress: String? = nil) throws(SystemError) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV
+        var res: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        guard rc == 0, let ai = res else { throw SystemError(call: "getaddrinfo(\(host))", errno: EHOSTUNREACH) }
+        defer { freeaddrinfo(res) }
+        let family = ai.pointee.ai_family
+        let fd = try blockingSyscall("socket") {
+            socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        do throws(SystemError) {
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            if let source = sourceAddress {
+                var shints = addrinfo()
+                shints.ai_family = family
+                shints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+                shints.ai_flags = AI_NUMERICHOST | AI_PASSIVE
+                var sres: UnsafeMutablePointer<addrinfo>?
+                guard getaddrinfo(source, nil, &shints, &sres) == 0, let sai = sres else {
+                    throw SystemError(call: "getaddrinfo(\(source))", errno: EADDRNOTAVAIL)
+                }
+                defer { freeaddrinfo(sres) }
+                if family == AF_INET { _ = cshim_bind_address_no_port(fd) }
+                _ = try blockingSyscall("bind(\(source))") { cshim_bind(fd, sai.pointee.ai_addr, sai.pointee.ai_addrlen) }
+            }
+            while true {
+                if cshim_connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return fd }
+                let err = cshim_errno()
+                if err == EINTR { continue }
+                if err == EINPROGRESS { return fd }
+                throw SystemError(call: "connect(\(host):\(port))", errno: err)
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// The outcome of a non-blocking connect once the socket is writable (or errored):
+    /// 0 when connected, else the errno (SO_ERROR).
+    public static func connectError(_ fd: Int32) -> Int32 {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 { return cshim_errno() }
+        return err
+    }
+
+    /// Resolves `host` to its first address as a numeric literal (so repeated connects skip
+    /// name lookup); nil when it does not resolve.
+    public static func numericAddress(_ host: String) -> String? {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &res) == 0, let ai = res else { return nil }
+        defer { freeaddrinfo(res) }
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        if ai.pointee.ai_family == AF_INET6 {
+            return ai.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sp in
+                var a = sp.pointee.sin6_addr
+                inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count))
+                return String(cString: buf)
+            }
+        }
+        return ai.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sp in
+            var a = sp.pointee.sin_addr
+            inet_ntop(AF_INET, &a, &buf, socklen_t(buf.count))
+            return String(cString: buf)
+        }
+    }
+
     /// Reads into `buffer[offset...]`; `.done(0)` is end of stream.
     public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
         try syscall("read") { CSystemShims.read(fd, buffer.baseAddress, buffer.count) }

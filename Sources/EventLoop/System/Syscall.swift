@@ -54,6 +54,14 @@ func blockingSyscall<T: FixedWidthInteger>(_ name: @autoclosure () -> String, _ 
 @inline(__always)
 public func monotonicMilliseconds() -> UInt64 { cshim_monotonic_ms() }
 
+/// Monotonic microseconds.
+@inline(__always)
+public func monotonicMicroseconds() -> UInt64 { cshim_monotonic_us() }
+
 /// Seconds since the Unix epoch.
 @inline(__always)
 public func wallClockSeconds() -> Int64 { cshim_wall_seconds() }
+
+/// Microseconds since the Unix epoch (CLOCK_REALTIME): timestamps compared across processes.
+@inline(__always)
+public func wallClockMicroseconds() -> UInt64 { cshim_wall_us() }

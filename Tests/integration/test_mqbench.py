@@ -1,0 +1,232 @@
+"""mqbench end to end, against Turnpike and against mosquitto in the same run.
+
+Each test runs the mqbench binary (MQBENCH_BIN, default .build/debug/mqbench) as a subprocess
+and reads its --json report. Both brokers are started here (whatever BROKER says), so every
+flag is checked against both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Broker, free_port
+
+MQBENCH = Path(os.environ.get("MQBENCH_BIN", REPO / ".build" / "debug" / "mqbench"))
+
+
+@pytest.fixture(scope="module", params=["turnpike", "mosquitto"])
+def mqb_broker(request):
+    if not MQBENCH.exists():
+        pytest.skip(f"mqbench binary {MQBENCH} not built")
+    b = Broker(kind=request.param).start()
+    yield b
+    b.stop()
+    b.cleanup()
+
+
+def base(broker: Broker) -> list[str]:
+    return ["-h", broker.host, "-p", str(broker.port)]
+
+
+def run(args: list[str], timeout: float = 20) -> tuple[dict, str]:
+    """Runs mqbench to completion with --json; returns (report, stderr)."""
+    r = subprocess.run([str(MQBENCH), *args, "--json"], capture_output=True, timeout=timeout)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 0, f"mqbench {args} -> {r.returncode}\n{err}"
+    return json.loads(r.stdout), err
+
+
+class Background:
+    """A long-running mqbench (sub, conn) stopped with SIGINT; its stderr is read live."""
+
+    def __init__(self, args: list[str]):
+        self.proc = subprocess.Popen([str(MQBENCH), *args, "--json", "--duration", "60"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.err: list[str] = []
+        self.cond = threading.Condition()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self.cond:
+                self.err.append(line.decode(errors="replace"))
+                self.cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 10) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(text in l for l in self.err) or self.proc.poll() is not None, timeout)
+        assert ok and any(text in l for l in self.err), f"no {text!r} in mqbench stderr:\n{''.join(self.err)}"
+
+    def stop(self, settle: float = 0.5) -> dict:
+        time.sleep(settle)
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=15)
+        self.t.join(2)
+        assert self.proc.returncode == 0, "".join(self.err)
+        return json.loads(out)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def background():
+    made: list[Background] = []
+
+    def start(args):
+        b = Background(args)
+        made.append(b)
+        return b
+
+    yield start
+    for b in made:
+        b.kill()
+
+
+# ---------------------------------------------------------------------------
+# Exact counts
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_exact_counts(mqb_broker, background, uid, qos):
+    topic = f"t/{uid}"
+    sub = background(["sub", *base(mqb_broker), "-c", "2", "-t", topic, "-q", str(qos)])
+    sub.wait_for("all 2 clients connected and subscribed")
+    pub, _ = run(["pub", *base(mqb_broker), "-c", "5", "-L", "200", "-q", str(qos), "-I", "0", "-t", topic])
+    assert pub["sent"] == 1000
+    assert pub["acked"] == (1000 if qos else 0)
+    assert pub["unacked"] == 0 and pub["publish_failed"] == 0
+    assert pub["errors_total"] == 0, pub["errors"]
+    rep = sub.stop()
+    assert rep["received"] == 2000, rep
+    assert rep["errors_total"] == 0, rep["errors"]
+    lat = rep["latency_ms"]
+    assert lat["count"] == 2000 and 0 <= lat["p50"] <= lat["p99"] <= lat["max"]
+
+
+def test_workers_merge_counts(mqb_broker, background, uid):
+    """More clients than --max-per-process: worker processes, merged report, exact totals."""
+    topic = f"w/{uid}"
+    sub = background(["sub", *base(mqb_broker), "-c", "3", "-t", topic, "-q", "1", "--max-per-process", "2"])
+    sub.wait_for("all 1 clients connected and subscribed")  # the smaller worker
+    sub.wait_for("all 2 clients connected and subscribed")
+    pub, _ = run(["pub", *base(mqb_broker), "-c", "7", "-L", "20", "-q", "1", "-F", "4", "-I", "0", "-t", topic,
+                  "--max-per-process", "3"])
+    assert pub["workers"] == 3 and pub["clients"] == 7 and pub["connected"] == 7
+    assert pub["sent"] == 140 and pub["acked"] == 140 and pub["unacked"] == 0
+    rep = sub.stop()
+    assert rep["workers"] == 2 and rep["received"] == 3 * 140
+    assert rep["latency_ms"]["count"] == 3 * 140
+
+
+# ---------------------------------------------------------------------------
+# Connection flags
+# ---------------------------------------------------------------------------
+def test_conn_rate_and_interval(mqb_broker):
+    rep, err = run(["conn", *base(mqb_broker), "-c", "200", "-R", "1000", "--duration", "1.5"])
+    assert rep["connected"] == 200 and rep["connect_failed"] == 0, rep["errors"]
+    assert rep["connect_ms"]["count"] == 200
+    assert "all 200 clients connected" in err
+    rep, _ = run(["conn", *base(mqb_broker), "-c", "20", "-i", "20", "--duration", "1"])
+    assert rep["connected"] == 20
+
+
+@pytest.mark.parametrize("version", [3, 4, 5])
+def test_versions(mqb_broker, version):
+    rep, _ = run(["pub", *base(mqb_broker), "-V", str(version), "-c", "2", "-L", "5", "-q", "1", "-I", "0",
+                  "-t", f"v/{version}", "-k", "30", "--prefix", f"v{version}"])
+    assert rep["connected"] == 2 and rep["acked"] == 10 and rep["errors_total"] == 0
+
+
+def test_session_expiry_without_clean_start(mqb_broker, uid):
+    """-C false -x 60 keeps the subscription while the client is away: queued messages arrive
+    when the same client ids (--prefix, -n) come back."""
+    topic = f"s/{uid}"
+    sess = ["sub", *base(mqb_broker), "-V", "5", "-C", "false", "-x", "60", "-c", "2", "-n", "7",
+            "--prefix", uid[-20:], "-t", topic, "-q", "1"]
+    first, _ = run(sess + ["--duration", "0.5"])
+    assert first["subscribed"] == 2
+    pub, _ = run(["pub", *base(mqb_broker), "-c", "1", "-L", "10", "-q", "1", "-I", "0", "-t", topic])
+    assert pub["acked"] == 10
+    again, _ = run(sess + ["--duration", "1"])
+    assert again["received"] == 20, again
+
+
+def test_username_and_topic_placeholders(mqb_broker, clients, uid):
+    """%c, %u and %i in the topic; -u/-P are sent (both brokers allow anonymous, so the
+    username's use is seen through %u)."""
+    watcher = clients(mqb_broker, f"watch-{uid}"[:23])
+    watcher.subscribe(f"tc/{uid}/#", qos=1)
+    rep, _ = run(["pub", *base(mqb_broker), "-c", "2", "-n", "5", "-L", "1", "-q", "1", "-I", "0", "--prefix", "px",
+                  "-u", "bob", "-P", "secret", "-t", f"tc/{uid}/%c/%u/%i"])
+    assert rep["acked"] == 2
+    got = set()
+    for _ in range(2):
+        got.add(watcher.messages.get(timeout=5).topic)
+    assert got == {f"tc/{uid}/px_pub_5/bob/5", f"tc/{uid}/px_pub_6/bob/6"}
+
+
+def test_retain(mqb_broker, uid):
+    topic = f"r/{uid}"
+    rep, _ = run(["pub", *base(mqb_broker), "-c", "1", "-L", "1", "-q", "1", "-r", "-m", "hello", "-t", topic])
+    assert rep["acked"] == 1
+    later, _ = run(["sub", *base(mqb_broker), "-c", "2", "-q", "1", "-t", topic, "--duration", "0.7"])
+    assert later["received"] == 2
+    assert later["latency_ms"]["count"] == 0  # -m payloads carry no timestamp
+
+
+def test_wait_before_publishing(mqb_broker, background, uid):
+    topic = f"wt/{uid}"
+    sub = background(["sub", *base(mqb_broker), "-c", "1", "-t", topic, "-q", "1"])
+    sub.wait_for("all 1 clients connected and subscribed")
+    rep, err = run(["pub", *base(mqb_broker), "-c", "10", "-i", "20", "-w", "-L", "5", "-q", "1", "-I", "0",
+                    "-t", topic])
+    assert "10 of 10 clients connected, publishing" in err
+    assert rep["acked"] == 50
+    assert sub.stop()["received"] == 50
+
+
+def test_ifaddr_and_several_hosts(mqb_broker):
+    rep, _ = run(["conn", "-h", f"{mqb_broker.host},localhost", "-p", str(mqb_broker.port), "-c", "10",
+                  "--ifaddr", "127.0.0.1", "-R", "500", "--duration", "0.6"])
+    assert rep["connected"] == 10 and rep["errors_total"] == 0
+
+
+def test_fleet(mqb_broker):
+    rep, _ = run(["fleet", *base(mqb_broker), "-c", "50", "--rate", "5", "-q", "1", "--backend", "2",
+                  "--command-share", "0.5", "-R", "500", "--duration", "3"], timeout=30)
+    f = rep["fleet"]
+    assert f["cars"] == 50 and f["backend"] == 2
+    assert f["telemetry_sent"] > 0 and f["telemetry_received"] > 0
+    assert f["commands_sent"] > 0 and f["commands_received"] > 0 and f["commands_round_tripped"] > 0
+    assert f["command_round_trip_ms"]["count"] == f["commands_round_tripped"]
+    assert rep["errors_total"] == 0, rep["errors"]
+
+
+# ---------------------------------------------------------------------------
+# No broker needed
+# ---------------------------------------------------------------------------
+def test_tls_not_supported_yet():
+    if not MQBENCH.exists():
+        pytest.skip("mqbench not built")
+    r = subprocess.run([str(MQBENCH), "pub", "-S", "-t", "x", "--cacertfile", "ca.pem"], capture_output=True, timeout=10)
+    assert r.returncode == 2
+    assert b"TLS is not supported by this build yet" in r.stderr
+
+
+def test_refused_connections_are_counted_by_reason():
+    if not MQBENCH.exists():
+        pytest.skip("mqbench not built")
+    rep, _ = run(["conn", "-h", "127.0.0.1", "-p", str(free_port()), "-c", "3", "-i", "1"])
+    assert rep["connected"] == 0 and rep["connect_failed"] == 3
+    assert rep["errors"] == {"connect error: ECONNREFUSED": 3}
