@@ -5,8 +5,10 @@ PYTEST := .venv-test/bin/pytest
 
 .PHONY: run test deps test-deps build release unit integration clean fuzz
 
-## run: install what is missing, build release, start the broker on the embedded defaults
+## run: install what is missing, build release, make the development certificates when absent,
+## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883)
 run: release
+	certs/make-dev-certs.sh
 	.build/release/turnpike serve
 
 ## test: install what is missing, then the unit tests and the integration tests

@@ -21,15 +21,19 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystemShims"),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]),
         .target(name: "MQTTCodec"),
         .target(
             name: "EventLoop",
-            dependencies: ["CSystemShims"],
+            dependencies: ["CSystemShims", "COpenSSL"],
             swiftSettings: loopConfined),
         .target(
             name: "Broker",
             dependencies: [
-                "MQTTCodec", "EventLoop",
+                "MQTTCodec", "EventLoop", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -57,6 +61,6 @@ let package = Package(
             swiftSettings: loopConfined),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop"], swiftSettings: loopConfined),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop", "COpenSSL"], swiftSettings: loopConfined),
     ]
 )

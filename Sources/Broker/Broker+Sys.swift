@@ -31,6 +31,7 @@ extension Broker {
             ("publish/messages/received", "\(stats.publishReceived.load(ordering: .relaxed))"),
             ("publish/messages/sent", "\(stats.publishSent.load(ordering: .relaxed))"),
             ("publish/messages/dropped", "\(stats.publishDropped.load(ordering: .relaxed))"),
+            ("publish/messages/denied", "\(stats.publishDenied.load(ordering: .relaxed))"),
             ("bytes/received", "\(stats.bytesReceived.load(ordering: .relaxed))"),
             ("bytes/sent", "\(stats.bytesSent.load(ordering: .relaxed))"),
             ("subscriptions/count", "\(stats.subscriptions.load(ordering: .relaxed))"),

@@ -1,3 +1,4 @@
+import Dispatch
 import EventLoop
 import Logging
 import MQTTCodec
@@ -15,9 +16,12 @@ public final class Broker: @unchecked Sendable {
     let tree = TopicTree()
     let retained = RetainedStore()
     let sessions: any SessionStore = InMemorySessionStore()
-    private var listener: Listener?
+    private var listeners: [Listener] = []
     private let idCounter = Atomic<Int>(0)
     let startedAt = monotonicMilliseconds()
+    /// Password hashing and JWT signature checks run here, one at a time, so a reconnect storm
+    /// with passwords costs one core at most and never stalls a loop.
+    let credentialQueue = DispatchQueue(label: "turnpike.credentials")
     var sysTimerStorage: LoopTimer?
     public static let version = "0.1.0"
 
@@ -32,27 +36,55 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
-    /// Binds the listener and starts the loops. Returns the bound port.
+    /// Binds every listener and starts the loops. Returns the bound ports, in listener order.
+    /// Fails (binding nothing) when a port is taken or a TLS file does not load.
     @discardableResult
-    public func start() throws(SystemError) -> Int {
-        let (fd, port) = try Socket.listen(host: configuration.bind, port: configuration.port)
-        let l = Listener(fd: fd, broker: self, context: contexts[0])
-        try contexts[0].loop.register(fd: fd, handler: l)
-        listener = l
+    public func start() throws -> [Int] {
+        var ports: [Int] = []
+        do {
+            for lc in configuration.listeners {
+                let tls = try lc.tls.map { try TLSContext(server: $0) }
+                let (fd, port) = try Socket.listen(host: lc.bind, port: lc.port)
+                let l = Listener(fd: fd, configuration: lc, tls: tls, broker: self, context: contexts[0])
+                listeners.append(l)
+                try contexts[0].loop.register(fd: fd, handler: l)
+                ports.append(port)
+                logger.info("listening on \(lc.bind):\(port) (\(tls == nil ? "mqtt" : "mqtt over TLS"))")
+            }
+        } catch {
+            for l in listeners { l.close() }
+            listeners.removeAll()
+            throw error
+        }
         group.start()
         if configuration.sysInterval > 0 {
             contexts[0].loop.execute { [unowned self] in self.startSysTimer() }
         }
-        logger.info("turnpike \(Broker.version) listening on \(configuration.bind):\(port) (mqtt), \(group.loops.count) loop(s)")
-        return port
+        logger.info("turnpike \(Broker.version) running with \(group.loops.count) loop(s)")
+        return ports
+    }
+
+    /// Reloads every TLS listener's certificate, key and CA files (SIGHUP). New connections use
+    /// the new context; established ones keep theirs. A listener whose files fail to load keeps
+    /// its old context, and the error is logged.
+    public func reloadTLS() {
+        for l in listeners {
+            guard let c = l.configuration.tls else { continue }
+            do {
+                let fresh = try TLSContext(server: c)
+                contexts[0].loop.execute { l.tls = fresh }
+                logger.info("reloaded TLS certificates for port \(l.configuration.port)")
+            } catch {
+                logger.error("TLS reload for port \(l.configuration.port) failed, keeping the old certificates: \(error)")
+            }
+        }
     }
 
     /// Graceful stop: v5 clients get DISCONNECT 0x8B, every socket is closed, loops end.
     public func shutdown() {
         logger.info("shutting down")
-        if let l = listener {
-            contexts[0].loop.execute { l.close() }
-        }
+        let ls = listeners
+        contexts[0].loop.execute { for l in ls { l.close() } }
         for ctx in contexts {
             ctx.loop.execute {
                 for (_, c) in ctx.connections {
@@ -71,39 +103,60 @@ public final class Broker: @unchecked Sendable {
     }
 
     /// Accepted sockets are spread round-robin over the loops.
-    func adopt(fd: Int32, peer: String) {
+    func adopt(fd: Int32, peer: String, listener: Listener) {
         let limit = configuration.limits.maxConnections
         let open = stats.socketsOpen.wrappingAdd(1, ordering: .relaxed).newValue
-        if limit > 0 && open > limit {
+        let listenerLimit = listener.configuration.maxConnections
+        let openHere = listener.open.wrappingAdd(1, ordering: .relaxed).newValue
+        if (limit > 0 && open > limit) || (listenerLimit > 0 && openHere > listenerLimit) {
             stats.socketsOpen.wrappingAdd(-1, ordering: .relaxed)
-            logger.warning("refusing \(peer): max_connections (\(limit)) reached")
+            listener.open.wrappingAdd(-1, ordering: .relaxed)
+            listener.refusedFull(peer: peer, limit: limit > 0 && open > limit ? limit : listenerLimit)
             Socket.close(fd)
             return
         }
+        let tlsContext = listener.tls
         let ctx = contexts[group.nextLoop().index]
         ctx.loop.execute { [unowned self] in
-            let c = Connection(fd: fd, peer: peer, context: ctx)
             do {
+                let tls = try tlsContext.map { try TLSStream(context: $0, fd: fd) }
+                let c = Connection(fd: fd, peer: peer, context: ctx, listener: listener, tls: tls)
                 try c.start()
                 ctx.add(c)
             } catch {
-                self.logger.error("cannot register \(peer): \(error)")
+                self.logger.error("cannot set up the connection from \(peer): \(error)")
                 self.stats.socketsOpen.wrappingAdd(-1, ordering: .relaxed)
+                listener.open.wrappingAdd(-1, ordering: .relaxed)
                 Socket.close(fd)
             }
         }
     }
 }
 
-/// The listening socket, on loop 0.
-final class Listener: EventHandler {
+/// A listening socket, on loop 0.
+final class Listener: EventHandler, @unchecked Sendable {
     let fd: Int32
+    let configuration: BrokerConfiguration.ListenerConfiguration
+    /// Replaced on a TLS reload (on loop 0, where accepts happen).
+    var tls: TLSContext?
+    /// Connections accepted here and not yet closed.
+    let open = Atomic<Int>(0)
     unowned let broker: Broker
     let context: LoopContext
     private var closed = false
+    private var lastFullLog: UInt64 = 0
 
-    init(fd: Int32, broker: Broker, context: LoopContext) {
-        self.fd = fd; self.broker = broker; self.context = context
+    init(fd: Int32, configuration: BrokerConfiguration.ListenerConfiguration, tls: TLSContext?, broker: Broker, context: LoopContext) {
+        self.fd = fd; self.configuration = configuration; self.tls = tls; self.broker = broker; self.context = context
+    }
+
+    /// Logged at most every 10 s, so a reconnect storm against a full broker cannot flood the log.
+    func refusedFull(peer: String, limit: Int) {
+        let now = context.loop.now
+        if lastFullLog == 0 || now &- lastFullLog >= 10_000 {
+            lastFullLog = now
+            broker.logger.warning("refusing \(peer) on port \(configuration.port): connection limit \(limit) reached")
+        }
     }
 
     private lazy var resumeTimer = LoopTimer { [unowned self] in
@@ -114,7 +167,7 @@ final class Listener: EventHandler {
         for _ in 0..<64 {
             do {
                 guard let (cfd, peer) = try Socket.accept(fd) else { return }
-                broker.adopt(fd: cfd, peer: peer)
+                broker.adopt(fd: cfd, peer: peer, listener: self)
             } catch {
                 // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays
                 // queued and the listener stays readable, so pause it for a moment instead of

@@ -1,10 +1,10 @@
+import EventLoop
+
 /// Everything the broker needs to know at start-up. Immutable once the broker runs.
 /// The `turnpike` executable fills it from the command line and `turnpike.toml`.
 public struct BrokerConfiguration: Sendable {
-    /// Address to listen on for plain MQTT.
-    public var bind: String = "0.0.0.0"
-    /// Plain MQTT port; 0 lets the kernel choose (the chosen port is logged).
-    public var port: Int = 1883
+    /// Where clients connect: plain MQTT on 1883 unless configured otherwise.
+    public var listeners: [ListenerConfiguration] = [ListenerConfiguration()]
     /// Reactor loops (threads); one per core by default.
     public var threads: Int = 1
     /// Seconds between `$SYS/broker/…` publications; 0 turns them off.
@@ -12,8 +12,28 @@ public struct BrokerConfiguration: Sendable {
     /// Where persistent state lives.
     public var dataDirectory: String = "data"
     public var limits = Limits()
+    /// Authentication and ACL (`[auth]`; see Auth/AuthConfiguration.swift).
+    public var auth = Auth()
 
     public init() {}
+
+    /// One listening socket.
+    public struct ListenerConfiguration: Sendable {
+        public var bind: String = "0.0.0.0"
+        /// 0 lets the kernel choose (the chosen port is logged).
+        public var port: Int = 1883
+        /// TLS settings; nil for plain MQTT.
+        public var tls: TLSConfiguration?
+        /// Use the client certificate's CN (or its whole subject) as the MQTT username.
+        public var useIdentityAsUsername = false
+        public var useSubjectAsUsername = false
+        /// Connections on this listener; 0 is unlimited.
+        public var maxConnections = 0
+
+        public init(bind: String = "0.0.0.0", port: Int = 1883, tls: TLSConfiguration? = nil) {
+            self.bind = bind; self.port = port; self.tls = tls
+        }
+    }
 
     /// Broker-wide limits. A zero means "no limit" where the comment says so.
     public struct Limits: Sendable {

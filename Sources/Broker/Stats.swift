@@ -14,6 +14,8 @@ public final class BrokerStats: Sendable {
     public let publishReceived = Atomic<Int>(0)
     public let publishSent = Atomic<Int>(0)
     public let publishDropped = Atomic<Int>(0)
+    /// PUBLISH packets refused by the ACL.
+    public let publishDenied = Atomic<Int>(0)
     public let bytesReceived = Atomic<Int>(0)
     public let bytesSent = Atomic<Int>(0)
     public let subscriptions = Atomic<Int>(0)

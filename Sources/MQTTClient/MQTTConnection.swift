@@ -24,6 +24,9 @@ public struct MQTTClientOptions {
     public var connectTimeoutMilliseconds: UInt64
     /// Outgoing QoS 1/2 messages awaiting their final ack; also capped by the server's v5 Receive Maximum.
     public var maxInflight: Int
+    /// TLS client context (shared by many connections); nil for plain TCP. The server's
+    /// certificate is checked against `host` when the context verifies peers.
+    public var tls: TLSContext?
 
     public init(host: String, port: Int, clientId: String, version: ProtocolVersion = .v5,
                 sourceAddress: String? = nil, username: String? = nil, password: [UInt8]? = nil,
@@ -55,6 +58,8 @@ public enum MQTTClientError: Error, Equatable, CustomStringConvertible {
     case protocolError(String)
     /// A read or write failed (errno).
     case ioError(Int32)
+    /// The TLS handshake or a TLS read/write failed.
+    case tlsFailed(String)
 
     /// A short grouping key, e.g. for counting failures by reason.
     public var key: String {
@@ -67,11 +72,13 @@ public enum MQTTClientError: Error, Equatable, CustomStringConvertible {
         case .keepAliveTimeout: "keepalive timeout"
         case .protocolError: "protocol error"
         case .ioError(let e): "io error: \(Self.errnoName(e))"
+        case .tlsFailed: "tls error"
         }
     }
 
     public var description: String {
         if case .protocolError(let m) = self { return "protocol error: \(m)" }
+        if case .tlsFailed(let m) = self { return "tls error: \(m)" }
         return key
     }
 
@@ -123,7 +130,7 @@ public final class ReadScratch {
 /// PUBLISH with acks, PINGREQ keepalive and DISCONNECT. No reconnect and no retransmission
 /// (nothing is lost on a live TCP connection). Loop-confined: call it only on its loop.
 public final class MQTTConnection: EventHandler, FlushTarget {
-    public enum State { case idle, connecting, awaitingConnAck, connected, disconnecting, closed }
+    public enum State { case idle, connecting, tlsHandshake, awaitingConnAck, connected, disconnecting, closed }
 
     public let options: MQTTClientOptions
     public let loop: EventLoop
@@ -143,6 +150,8 @@ public final class MQTTConnection: EventHandler, FlushTarget {
     private var startedAt: UInt64 = 0
     private var lastSent: UInt64 = 0
     private var pingOutstanding = false
+    private var tlsStream: TLSStream?
+    private var tlsWantsWrite = false
 
     /// Outgoing packet identifiers in use (bit set), allocated on first QoS > 0 publish.
     private var outgoingIds: [UInt64] = []
@@ -205,9 +214,44 @@ public final class MQTTConnection: EventHandler, FlushTarget {
             close(.connectFailed(err))
             return
         }
+        if let ctx = options.tls {
+            do {
+                tlsStream = try TLSStream(context: ctx, fd: fd, serverName: options.host)
+            } catch {
+                close(.tlsFailed(error.description))
+                return
+            }
+            state = .tlsHandshake
+            writeInterest = false
+            continueHandshake()
+            return
+        }
         state = .awaitingConnAck
         writeInterest = false
         loop.setInterest(fd: fd, readable: true, writable: false)
+        sendConnect()
+    }
+
+    private func continueHandshake() {
+        guard let tls = tlsStream else { return }
+        switch tls.handshake() {
+        case .done:
+            state = .awaitingConnAck
+            setTLSWantsWrite(false)
+            sendConnect()
+        case .wantRead: setTLSWantsWrite(false)
+        case .wantWrite: setTLSWantsWrite(true)
+        case .closed: close(.closedByPeer)
+        case .failed(let e): close(.tlsFailed(e.description))
+        }
+    }
+
+    private func setTLSWantsWrite(_ on: Bool) {
+        tlsWantsWrite = on
+        loop.setInterest(fd: fd, readable: true, writable: writeInterest || on)
+    }
+
+    private func sendConnect() {
         var props = Properties()
         if options.version == .v5, let e = options.sessionExpiry, e > 0 { props.sessionExpiryInterval = e }
         let connect = ConnectPacket(protocolVersion: options.version, cleanStart: options.cleanStart,
@@ -249,7 +293,7 @@ public final class MQTTConnection: EventHandler, FlushTarget {
             send(.disconnect(DisconnectPacket()))
             state = .disconnecting
             if flushNow() { close(nil) } else { armTimer(2000) }
-        case .connecting, .awaitingConnAck, .idle:
+        case .connecting, .tlsHandshake, .awaitingConnAck, .idle:
             close(nil)
         case .disconnecting, .closed:
             break
@@ -289,16 +333,34 @@ public final class MQTTConnection: EventHandler, FlushTarget {
     public func handleReadable() {
         if state == .connecting {
             socketConnected()
+            if state != .awaitingConnAck && state != .tlsHandshake { return }
+        }
+        if state == .tlsHandshake {
+            continueHandshake()
             if state != .awaitingConnAck { return }
         }
-        for _ in 0..<4 {
+        var budget = 4
+        while budget > 0 {
+            budget -= 1
             guard state != .closed, state != .idle else { return }
             let result: IOResult<Int>
-            do {
-                result = try Socket.read(fd, into: scratch.buffer)
-            } catch {
-                close(.ioError(error.errno))
-                return
+            if let tls = tlsStream {
+                switch tls.read(into: scratch.buffer) {
+                case .done(let n): result = .done(n)
+                case .wantRead: result = .wouldBlock
+                case .wantWrite: setTLSWantsWrite(true); result = .wouldBlock
+                case .closed: result = .done(0)
+                case .failed(let e): close(.tlsFailed(e.description)); return
+                }
+                // Decrypted bytes the socket will not signal again.
+                if tls.hasBufferedPlaintext { budget = max(budget, 1) }
+            } else {
+                do {
+                    result = try Socket.read(fd, into: scratch.buffer)
+                } catch {
+                    close(.ioError(error.errno))
+                    return
+                }
             }
             guard case .done(let n) = result else { return }
             if n == 0 {
@@ -319,7 +381,7 @@ public final class MQTTConnection: EventHandler, FlushTarget {
                     if partial.isEmpty && partial.capacity > 16 * 1024 { partial = [] }
                 }
             }
-            if n < scratch.buffer.count { return }
+            if n < scratch.buffer.count && !(tlsStream?.hasBufferedPlaintext ?? false) { return }
         }
     }
 
@@ -424,7 +486,7 @@ public final class MQTTConnection: EventHandler, FlushTarget {
 
     private func timerFired() {
         switch state {
-        case .connecting, .awaitingConnAck:
+        case .connecting, .tlsHandshake, .awaitingConnAck:
             close(.connectTimeout)
         case .connected:
             // Fires every half keepalive: a PINGREQ unanswered for a whole period is a timeout.
@@ -470,7 +532,26 @@ public final class MQTTConnection: EventHandler, FlushTarget {
     /// True when everything queued is written.
     @discardableResult
     private func flushNow() -> Bool {
-        switch output.flush(to: fd) {
+        let result: WriteQueue.FlushResult
+        if let tls = tlsStream {
+            var failure: String?
+            let all = output.flush { bytes in
+                switch tls.write(bytes) {
+                case .done(let n): return n
+                case .wantRead, .wantWrite: return nil
+                case .closed: failure = "closed"; return nil
+                case .failed(let e): failure = e.description; return nil
+                }
+            }
+            if let failure {
+                close(state == .disconnecting ? nil : .tlsFailed(failure))
+                return false
+            }
+            result = all ? .flushed : .wouldBlock
+        } else {
+            result = output.flush(to: fd)
+        }
+        switch result {
         case .flushed:
             if writeInterest {
                 writeInterest = false
@@ -494,6 +575,8 @@ public final class MQTTConnection: EventHandler, FlushTarget {
         switch state {
         case .connecting:
             socketConnected()
+        case .tlsHandshake:
+            continueHandshake()
         case .closed, .idle:
             break
         default:
@@ -507,6 +590,8 @@ public final class MQTTConnection: EventHandler, FlushTarget {
         guard state != .closed else { return }
         state = .closed
         if let t = timer { loop.cancel(t) }
+        if let tls = tlsStream, tls.isHandshakeComplete { tls.shutdown() }
+        tlsStream = nil
         if fd >= 0 {
             loop.deregister(fd: fd)
             Socket.close(fd)

@@ -34,6 +34,8 @@ struct Plan: Sendable {
     var limit: Int
     var inflight: Int
     var waitForAll: Bool
+    /// TLS client context (-S), shared by every client of this process.
+    var tls: TLSContext? = nil
     // fleet
     var cars = 0
     var backends = 0
@@ -137,11 +139,12 @@ final class LoopAgent: MQTTConnectionDelegate {
         let user = plan.username.map { expand($0, seq: seq, clientId: name, username: nil) }
         let host = plan.hosts[index % plan.hosts.count]
         let source = plan.sources.isEmpty ? nil : plan.sources[index % plan.sources.count]
-        let options = MQTTClientOptions(
+        var options = MQTTClientOptions(
             host: host, port: plan.port, clientId: name, version: plan.version, sourceAddress: source,
             username: user, password: plan.password.map { Array($0.utf8) }, keepAlive: plan.keepAlive,
             cleanStart: plan.clean, sessionExpiry: plan.sessionExpiry > 0 ? plan.sessionExpiry : nil,
             connectTimeoutMilliseconds: plan.connectTimeoutMs, maxInflight: plan.inflight)
+        options.tls = plan.tls
         let conn = MQTTConnection(loop: loop, scratch: scratch, options: options)
         let c = BenchClient(role: role, seq: seq, conn: conn)
         conn.tag = clients.count

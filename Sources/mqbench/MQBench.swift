@@ -220,12 +220,23 @@ func basePlan(_ command: Plan.Command, _ o: ConnectionOptions, count: Int, start
 }
 
 /// Either runs the clients here, or (too many for one process) runs worker processes and
-/// merges their reports. Prints the report; exits 2 for TLS.
+/// merges their reports. Prints the report; exits 2 when the TLS files do not load.
 func launch(_ o: ConnectionOptions, qos: Int, totalClients: Int? = nil, fleetPrefix: Bool = false,
             plan build: (Share) -> Plan) throws {
+    var tls: TLSContext?
     if o.ssl {
-        printErr("mqbench: TLS is not supported by this build yet")
-        throw ExitCode(2)
+        // As emqtt-bench: the server certificate is verified only when --cacertfile is given.
+        var c = TLSConfiguration()
+        c.caFile = o.cacertfile
+        c.verifyPeer = o.cacertfile != nil
+        c.certificateChainFile = o.certfile
+        c.privateKeyFile = o.keyfile
+        do {
+            tls = try TLSContext(client: c)
+        } catch {
+            printErr("mqbench: TLS: \(error)")
+            throw ExitCode(2)
+        }
     }
     installSignalThread()
     let total = totalClients ?? o.count
@@ -237,7 +248,8 @@ func launch(_ o: ConnectionOptions, qos: Int, totalClients: Int? = nil, fleetPre
     } else {
         let k = o.workerIndex ?? 0, n = o.workerCount ?? 1
         let s = slice(o.count, k, n)
-        let plan = build(Share(count: s.count, start: o.startnumber + s.offset))
+        var plan = build(Share(count: s.count, start: o.startnumber + s.offset))
+        plan.tls = tls
         let label = n > 1 ? "[w\(k)] mqbench \(plan.command.rawValue)" : "mqbench \(plan.command.rawValue)"
         let runner = Runner(plan: plan,
                             connectRate: o.connrate > 0 ? max(1, Double(o.connrate) / Double(n)) : 0,

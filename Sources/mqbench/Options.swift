@@ -48,7 +48,7 @@ struct ConnectionOptions: ParsableArguments {
             help: "Local source address(es), comma-separated; clients are spread over them (more than 64k connections to one target).")
     var ifaddr: String?
 
-    @Flag(name: [.customShort("S"), .customLong("ssl")], help: "TLS (not supported by this build yet).")
+    @Flag(name: [.customShort("S"), .customLong("ssl")], help: "TLS. The server certificate is verified only when --cacertfile is given.")
     var ssl = false
 
     @Option(name: .customLong("cacertfile"), help: "CA certificate for TLS.")
@@ -57,7 +57,7 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("certfile"), help: "Client certificate for TLS.")
     var certfile: String?
 
-    @Option(name: .customLong("keyfile"), help: "Client key for TLS.")
+    @Option(name: .customLong("keyfile"), help: "Client key for TLS (default: the certfile).")
     var keyfile: String?
 
     @Option(name: .customLong("duration"), help: "Stop after this many seconds (disconnect cleanly) and report. 0: until done or Ctrl-C.")

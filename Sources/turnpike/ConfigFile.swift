@@ -1,4 +1,5 @@
 import Broker
+import EventLoop
 import Foundation
 import TOMLKit
 
@@ -11,8 +12,8 @@ struct ConfigFile {
 
     /// The documented keys, by table, and how each applies to the configuration.
     private static let server: [String: (inout BrokerConfiguration, any TOMLValueConvertible) -> Bool] = [
-        "bind": { c, v in guard let s = v.string else { return false }; c.bind = s; return true },
-        "port": { c, v in guard let i = v.int, (0...65535).contains(i) else { return false }; c.port = i; return true },
+        "bind": { c, v in guard let s = v.string else { return false }; c.listeners[0].bind = s; return true },
+        "port": { c, v in guard let i = v.int, (0...65535).contains(i) else { return false }; c.listeners[0].port = i; return true },
         "threads": { c, v in guard let i = v.int, i >= 1, i <= 256 else { return false }; c.threads = i; return true },
         "sys_interval": { c, v in guard let i = v.int, i >= 0 else { return false }; c.sysInterval = i; return true },
         "data_dir": { c, v in guard let s = v.string else { return false }; c.dataDirectory = s; return true },
@@ -42,6 +43,85 @@ struct ConfigFile {
         "connect_timeout": intLimit(1...3600) { $0.connectTimeout = $1 },
     ]
 
+    typealias ListenerKey = (inout BrokerConfiguration.ListenerConfiguration, any TOMLValueConvertible) -> Bool
+
+    private static func tlsKey(_ set: @escaping (inout TLSConfiguration, any TOMLValueConvertible) -> Bool) -> ListenerKey {
+        { l, v in
+            var t = l.tls ?? TLSConfiguration()
+            guard set(&t, v) else { return false }
+            l.tls = t
+            return true
+        }
+    }
+
+    /// Keys of one `[[listeners]]` entry. Any TLS key makes it a TLS listener (`tls = true` alone
+    /// is not enough: it needs certfile and keyfile).
+    private static let listenerKeys: [String: ListenerKey] = [
+        "bind": { l, v in guard let s = v.string else { return false }; l.bind = s; return true },
+        "port": { l, v in guard let i = v.int, (0...65535).contains(i) else { return false }; l.port = i; return true },
+        "max_connections": { l, v in guard let i = v.int, i >= 0 else { return false }; l.maxConnections = i; return true },
+        "tls": { l, v in
+            guard let b = v.bool else { return false }
+            l.tls = b ? (l.tls ?? TLSConfiguration()) : nil
+            return true
+        },
+        "certfile": tlsKey { t, v in guard let s = v.string else { return false }; t.certificateChainFile = s; return true },
+        "keyfile": tlsKey { t, v in guard let s = v.string else { return false }; t.privateKeyFile = s; return true },
+        "cafile": tlsKey { t, v in guard let s = v.string else { return false }; t.caFile = s; return true },
+        "require_certificate": tlsKey { t, v in guard let b = v.bool else { return false }; t.requireClientCertificate = b; return true },
+        "tls_version": tlsKey { t, v in
+            guard let s = v.string, let version = TLSConfiguration.Version(rawValue: s) else { return false }
+            t.minimumVersion = version
+            return true
+        },
+        "ciphers": tlsKey { t, v in guard let s = v.string else { return false }; t.ciphers = s; return true },
+        "ciphersuites": tlsKey { t, v in guard let s = v.string else { return false }; t.ciphersuites = s; return true },
+        "use_identity_as_username": { l, v in guard let b = v.bool else { return false }; l.useIdentityAsUsername = b; return true },
+        "use_subject_as_username": { l, v in guard let b = v.bool else { return false }; l.useSubjectAsUsername = b; return true },
+    ]
+
+    private static func loadListeners(_ value: any TOMLValueConvertible, path: String) throws -> [BrokerConfiguration.ListenerConfiguration] {
+        guard let array = value.array else {
+            throw Error(description: "\(path): 'listeners' must be an array of tables ([[listeners]])")
+        }
+        var out: [BrokerConfiguration.ListenerConfiguration] = []
+        for (i, item) in array.enumerated() {
+            guard let t = item.table else {
+                throw Error(description: "\(path): listeners entry \(i + 1) must be a table ([[listeners]])")
+            }
+            var l = BrokerConfiguration.ListenerConfiguration()
+            for name in t.keys {
+                guard let apply = listenerKeys[name] else {
+                    throw Error(description: "\(path): unknown key '\(name)' in [[listeners]] entry \(i + 1)")
+                }
+                guard let v = t[name], apply(&l, v) else {
+                    throw Error(description: "\(path): invalid value for '\(name)' in [[listeners]] entry \(i + 1)")
+                }
+            }
+            if var t = l.tls {
+                // Relative paths are relative to the configuration file, as in [auth].
+                let dir = (path as NSString).deletingLastPathComponent
+                func resolve(_ p: String?) -> String? {
+                    guard let p, !p.hasPrefix("/"), !dir.isEmpty else { return p }
+                    return dir + "/" + p
+                }
+                t.certificateChainFile = resolve(t.certificateChainFile)
+                t.privateKeyFile = resolve(t.privateKeyFile)
+                t.caFile = resolve(t.caFile)
+                l.tls = t
+            }
+            if l.tls != nil && (l.tls?.certificateChainFile == nil || l.tls?.privateKeyFile == nil) {
+                throw Error(description: "\(path): TLS listener entry \(i + 1) needs certfile and keyfile")
+            }
+            if (l.useIdentityAsUsername || l.useSubjectAsUsername) && l.tls?.caFile == nil {
+                throw Error(description: "\(path): listeners entry \(i + 1): use_identity_as_username/use_subject_as_username need a TLS listener with cafile")
+            }
+            out.append(l)
+        }
+        if out.isEmpty { throw Error(description: "\(path): [[listeners]] is empty") }
+        return out
+    }
+
     /// Applies the file at `path` on top of `config`; returns the log level it names, if any.
     static func load(path: String, into config: inout BrokerConfiguration) throws -> String? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -54,15 +134,24 @@ struct ConfigFile {
             throw Error(description: "\(path):\(e.source.begin.line):\(e.source.begin.column): \(e.description)")
         }
         var logLevel: String?
-        for key in table.keys {
+        for key in table.keys where key == "listeners" {
+            if let server = table["server"]?.table, server.contains(key: "bind") || server.contains(key: "port") {
+                throw Error(description: "\(path): set bind and port in [[listeners]] entries, not in [server], when [[listeners]] is present")
+            }
+            config.listeners = try loadListeners(table[key]!, path: path)
+        }
+        for key in table.keys where key != "listeners" {
             guard let section = table[key]?.table else {
                 throw Error(description: "\(path): '\(key)' must be a table ([server] or [limits])")
             }
             let known: [String: (inout BrokerConfiguration, any TOMLValueConvertible) -> Bool]
             switch key {
+            case "auth":
+                try loadAuth(section, path: path, into: &config) // ConfigFile+Auth.swift
+                continue
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server] or [limits])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {

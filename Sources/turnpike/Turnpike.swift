@@ -11,7 +11,7 @@ struct Turnpike: ParsableCommand {
         commandName: "turnpike",
         abstract: "An MQTT 3.1.1/5.0 broker for connected-car fleets.",
         version: Broker.version,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Passwd.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -36,6 +36,21 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical. Default info.")
     var logLevel: String?
 
+    /// The embedded default serves TLS on 8883 with the development certificates from
+    /// `certs/make-dev-certs.sh` (`make run` creates them) when they are there.
+    static func addDevelopmentTLSListener(to cfg: inout BrokerConfiguration) {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: "certs/server.crt"), fm.fileExists(atPath: "certs/server.key") else {
+            FileHandle.standardError.write(Data("turnpike: no TLS on 8883: certs/server.crt and certs/server.key are missing (certs/make-dev-certs.sh makes development ones)\n".utf8))
+            return
+        }
+        var tls = TLSConfiguration()
+        tls.certificateChainFile = "certs/server.crt"
+        tls.privateKeyFile = "certs/server.key"
+        if fm.fileExists(atPath: "certs/ca.crt") { tls.caFile = "certs/ca.crt" }
+        cfg.listeners.append(BrokerConfiguration.ListenerConfiguration(bind: "0.0.0.0", port: 8883, tls: tls))
+    }
+
     func validate() throws {
         if let p = port, !(0...65535).contains(p) { throw ValidationError("--port must be 0...65535") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
@@ -57,8 +72,15 @@ struct Serve: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        if let port { cfg.port = port }
-        if let bind { cfg.bind = bind }
+        if path == nil { Self.addDevelopmentTLSListener(to: &cfg) }
+        // --port and --bind set the first plain listener.
+        if let i = cfg.listeners.firstIndex(where: { $0.tls == nil }) {
+            if let port { cfg.listeners[i].port = port }
+            if let bind { cfg.listeners[i].bind = bind }
+        } else if port != nil || bind != nil {
+            FileHandle.standardError.write(Data("turnpike: --port/--bind need a plain (non-TLS) listener in the configuration\n".utf8))
+            throw ExitCode(2)
+        }
         if let threads { cfg.threads = threads }
         if let data { cfg.dataDirectory = data }
         let level = Logger.Level(rawValue: logLevel ?? fileLevel ?? "info") ?? .info
@@ -83,7 +105,8 @@ struct Serve: ParsableCommand {
         while true {
             let sig = cshim_wait_signal()
             if sig == SIGHUP {
-                logger.info("SIGHUP: nothing to reload yet")
+                logger.info("SIGHUP: reloading TLS certificates")
+                broker.reloadTLS()
                 continue
             }
             logger.info("signal \(sig) received")

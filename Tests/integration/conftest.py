@@ -19,6 +19,7 @@ Markers
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import queue
 import shutil
@@ -105,15 +106,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def toml_value(v) -> str:
+    """A TOML literal for a str, bool, int or list of those (JSON strings are valid TOML)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(v) if isinstance(v, str) else str(v)
+
+
 class Broker:
     host = "127.0.0.1"
 
-    def __init__(self, kind: str = BROKER_KIND, **overrides):
+    def __init__(self, kind: str = BROKER_KIND, auth: dict | None = None, **overrides):
         unknown = set(overrides) - set(DEFAULT_LIMITS)
         if unknown:
             raise ValueError(f"unknown broker settings: {unknown}")
         self.kind = kind
         self.limits = {**DEFAULT_LIMITS, **overrides}
+        # Turnpike's [auth] table, key -> value (str, bool or list of str); see test_auth.py.
+        self.auth = auth or {}
         self.dir = Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
         self.log_path = self.dir / "broker.log"
         self.port = 0
@@ -125,6 +137,8 @@ class Broker:
         lim = self.limits
         lines = ["[server]", f"sys_interval = {lim['sys_interval']}", "", "[limits]"]
         lines += [f"{k} = {v}" for k, v in lim.items() if k not in SERVER_KEYS]
+        if self.auth:
+            lines += ["", "[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()]
         path = self.dir / "turnpike.toml"
         path.write_text("\n".join(lines) + "\n")
         return path

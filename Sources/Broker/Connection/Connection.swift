@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import EventLoop
 import Logging
 import MQTTCodec
@@ -11,6 +14,11 @@ final class Connection: EventHandler, FlushTarget {
     let fd: Int32
     let context: LoopContext
     let peer: String
+    /// The listener that accepted it (per-listener limits and certificate identity options).
+    let listener: Listener
+    /// Set on TLS listeners; OpenSSL then reads and writes the socket.
+    let tls: TLSStream?
+    private var handshakeWantsWrite = false
     var broker: Broker { context.broker }
     var limits: BrokerConfiguration.Limits { context.broker.configuration.limits }
     var loop: EventLoop { context.loop }
@@ -29,6 +37,10 @@ final class Connection: EventHandler, FlushTarget {
     var clientId = ""
     var session: Session?
     var will: Will?
+    /// Identity and compiled ACL from CONNECT (Auth/); nil when nothing is authorized per client.
+    var auth: ConnectionAuth?
+    /// The client certificate's CN or subject, when the listener uses it as the username.
+    var certificateIdentity: String?
     /// v5 DISCONNECT 0x00 received: no will.
     var disconnectedNormally = false
     var keepAliveMilliseconds: UInt64 = 0
@@ -46,10 +58,12 @@ final class Connection: EventHandler, FlushTarget {
     /// v5 Request Problem Information: reason strings only when the client wants them.
     var wantsProblemInformation = true
 
-    init(fd: Int32, peer: String, context: LoopContext) {
+    init(fd: Int32, peer: String, context: LoopContext, listener: Listener, tls: TLSStream?) {
         self.fd = fd
         self.peer = peer
         self.context = context
+        self.listener = listener
+        self.tls = tls
         self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: context.broker.configuration.limits.maxPacketSize)
         self.lastActivity = context.loop.now
     }
@@ -66,6 +80,10 @@ final class Connection: EventHandler, FlushTarget {
         // One read per wake-up: level-triggered epoll brings a busy client back next round,
         // so a flood from some clients cannot starve the others (or new connections) of the loop.
         guard state != .closed, !readPaused else { return }
+        if let tls {
+            if tls.isHandshakeComplete { readTLS(tls) } else { continueHandshake(tls) }
+            return
+        }
         let result: IOResult<Int>
         do {
             result = try context.readScratch.withUnsafeMutableBytes { buf throws(SystemError) in
@@ -80,6 +98,11 @@ final class Connection: EventHandler, FlushTarget {
             close(reason: "connection closed by peer")
             return
         }
+        consumeRead(n)
+    }
+
+    /// Decodes what a read put in the loop's scratch buffer.
+    private func consumeRead(_ n: Int) {
         lastActivity = loop.now
         BrokerStats.add(broker.stats.bytesReceived, n)
         if partial.isEmpty {
@@ -91,6 +114,51 @@ final class Connection: EventHandler, FlushTarget {
             partial.append(contentsOf: context.readScratch[0..<n])
             processPartial()
         }
+    }
+
+    // MARK: TLS
+
+    private func continueHandshake(_ tls: TLSStream) {
+        switch tls.handshake() {
+        case .done:
+            setHandshakeWantsWrite(false)
+            if listener.configuration.useIdentityAsUsername || listener.configuration.useSubjectAsUsername {
+                guard let identity = tls.peerIdentity(wholeSubject: listener.configuration.useSubjectAsUsername) else {
+                    close(reason: "TLS client sent no certificate identity, which this listener uses as the username")
+                    return
+                }
+                certificateIdentity = identity
+            }
+            logger.debug("TLS from \(peer): \(tls.protocolVersion)\(tls.resumed ? ", resumed" : "")")
+            // Application data may have arrived with the last handshake flight.
+            readTLS(tls)
+        case .wantRead: setHandshakeWantsWrite(false)
+        case .wantWrite: setHandshakeWantsWrite(true)
+        case .closed: close(reason: "connection closed during the TLS handshake")
+        case .failed(let e): close(reason: "\(e)")
+        }
+    }
+
+    private func setHandshakeWantsWrite(_ on: Bool) {
+        guard handshakeWantsWrite != on, state != .closed else { return }
+        handshakeWantsWrite = on
+        loop.setInterest(fd: fd, readable: !readPaused, writable: writeInterest || on)
+    }
+
+    /// Reads one TLS record's worth, then whatever OpenSSL already holds decrypted (the socket
+    /// will not signal those bytes again).
+    private func readTLS(_ tls: TLSStream) {
+        repeat {
+            guard state != .closed, !readPaused else { return }
+            let r = context.readScratch.withUnsafeMutableBytes { tls.read(into: $0) }
+            switch r {
+            case .done(let n): consumeRead(n)
+            case .wantRead: setHandshakeWantsWrite(false); return
+            case .wantWrite: setHandshakeWantsWrite(true); return
+            case .closed: close(reason: "connection closed by peer"); return
+            case .failed(let e): close(reason: "\(e)"); return
+            }
+        } while tls.hasBufferedPlaintext
     }
 
     private func processPartial() {
@@ -121,14 +189,14 @@ final class Connection: EventHandler, FlushTarget {
     /// wait for CONNACK's session); bytes already read stay in `partial`.
     func pauseReading() {
         readPaused = true
-        loop.setInterest(fd: fd, readable: false, writable: writeInterest)
+        loop.setInterest(fd: fd, readable: false, writable: writeInterest || handshakeWantsWrite)
     }
 
     /// Resumes after the hand-over: handles what was already read, then reads again.
     func resumeReading() {
         guard readPaused, state != .closed else { return }
         readPaused = false
-        loop.setInterest(fd: fd, readable: true, writable: writeInterest)
+        loop.setInterest(fd: fd, readable: true, writable: writeInterest || handshakeWantsWrite)
         if !partial.isEmpty { processPartial() }
     }
 
@@ -180,8 +248,14 @@ final class Connection: EventHandler, FlushTarget {
         guard state != .closed, let timer = keepAliveTimer else { return }
         let idle = loop.now &- lastActivity
         if idle >= keepAliveMilliseconds {
-            if state == .awaitingConnect {
+            if let tls, !tls.isHandshakeComplete {
+                close(reason: "TLS handshake not completed within \(limits.connectTimeout) s")
+            } else if state == .awaitingConnect {
                 close(reason: "no CONNECT within \(limits.connectTimeout) s")
+            } else if state == .attaching && session == nil {
+                // Still checking credentials or waiting for the session: no CONNACK was sent,
+                // so no DISCONNECT may be either.
+                close(reason: "CONNECT not completed within \(limits.connectTimeout) s")
             } else {
                 disconnect(.keepAliveTimeout, "keepalive timeout")
             }
@@ -229,13 +303,19 @@ final class Connection: EventHandler, FlushTarget {
     @discardableResult
     private func flushNow() -> Bool {
         let before = output.pendingBytes
-        let result = output.flush(to: fd)
+        let result: WriteQueue.FlushResult
+        if let tls {
+            guard tls.isHandshakeComplete else { return false }
+            result = flushTLS(tls)
+        } else {
+            result = output.flush(to: fd)
+        }
         BrokerStats.add(broker.stats.bytesSent, before - output.pendingBytes)
         switch result {
         case .flushed:
             if writeInterest {
                 writeInterest = false
-                loop.setInterest(fd: fd, readable: !readPaused, writable: false)
+                loop.setInterest(fd: fd, readable: !readPaused, writable: handshakeWantsWrite)
             }
             return true
         case .wouldBlock:
@@ -252,7 +332,28 @@ final class Connection: EventHandler, FlushTarget {
 
     func handleWritable() {
         guard state != .closed else { return }
+        if let tls, handshakeWantsWrite {
+            if tls.isHandshakeComplete { setHandshakeWantsWrite(false); readTLS(tls) } else { continueHandshake(tls) }
+            if state == .closed { return }
+        }
         flushNow()
+    }
+
+    private func flushTLS(_ tls: TLSStream) -> WriteQueue.FlushResult {
+        var failure: TLSError?
+        var closed = false
+        let all = output.flush { bytes in
+            switch tls.write(bytes) {
+            case .done(let n): return n
+            case .wantRead, .wantWrite: return nil
+            case .closed: closed = true; return nil
+            case .failed(let e): failure = e; return nil
+            }
+        }
+        if all { return .flushed }
+        if let failure { return .failed(SystemError(call: failure.description, errno: EIO)) }
+        if closed { return .failed(SystemError(call: "TLS write", errno: EPIPE)) }
+        return .wouldBlock
     }
 
     // MARK: Closing
@@ -290,9 +391,10 @@ final class Connection: EventHandler, FlushTarget {
         state = .closed
         if !output.isEmpty {
             let before = output.pendingBytes
-            _ = output.flush(to: fd)
+            if let tls { _ = flushTLS(tls) } else { _ = output.flush(to: fd) }
             BrokerStats.add(broker.stats.bytesSent, before - output.pendingBytes)
         }
+        if let tls, tls.isHandshakeComplete { tls.shutdown() }
         if let t = keepAliveTimer { loop.cancel(t) }
         loop.deregister(fd: fd)
         Socket.close(fd)
@@ -301,6 +403,7 @@ final class Connection: EventHandler, FlushTarget {
         context.remove(self)
         logger.debug("client \(clientId.isEmpty ? peer : clientId) closed: \(reason)")
         broker.stats.socketsOpen.wrappingAdd(-1, ordering: .relaxed)
+        listener.open.wrappingAdd(-1, ordering: .relaxed)
         if wasConnected {
             broker.stats.clientsConnected.wrappingAdd(-1, ordering: .relaxed)
         }

@@ -48,6 +48,43 @@ extension Connection {
             will = w
         }
 
+        // Credentials and the ACL (Connection+Auth.swift), before any session is touched. A
+        // password hash or JWT signature check runs on the broker's credential thread, not here:
+        // one PBKDF2 check costs ~140 ms, which would stall every client of this loop.
+        if broker.configuration.auth.checksCredentials(username: c.username, password: c.password,
+                                                       certificateIdentity: certificateIdentity) {
+            state = .attaching
+            pauseReading()
+            let auth = broker.configuration.auth
+            let (username, password, identity, now) = (c.username, c.password, certificateIdentity, context.wallClock)
+            let (clientId, assignedId, keepAliveSeconds, cappedKeepAlive) = (id, assigned, keepAlive, serverKeepAlive)
+            let loop = self.loop
+            // The connection is confined to its loop: the closure only carries it back there.
+            let connection = UncheckedSendable(self)
+            broker.credentialQueue.async {
+                let decision = Authenticator.decide(auth, username: username, password: password, clientId: clientId,
+                                                    certificateIdentity: identity, now: now)
+                loop.execute {
+                    let conn = connection.value
+                    guard conn.state == .attaching else { return } // closed meanwhile
+                    conn.state = .awaitingConnect
+                    guard conn.applyAuthentication(decision, c, clientId: clientId) else { return }
+                    conn.attachSession(c, clientId: clientId, assigned: assignedId, keepAlive: keepAliveSeconds,
+                                       serverKeepAlive: cappedKeepAlive)
+                    if conn.state == .connected { conn.resumeReading() }
+                }
+            }
+            return
+        }
+        guard authenticateConnect(c, clientId: id) else { return }
+        attachSession(c, clientId: id, assigned: assigned, keepAlive: keepAlive, serverKeepAlive: serverKeepAlive)
+    }
+
+    /// The second half of CONNECT, once the client is authenticated: session options,
+    /// keepalive, then the session itself.
+    func attachSession(_ c: ConnectPacket, clientId id: String, assigned: String?,
+                               keepAlive: Int, serverKeepAlive: UInt16?) {
+        let v5 = version == .v5
         var sessionExpiry: UInt32
         var expiryCapped = false
         if v5 {
@@ -138,4 +175,10 @@ extension Connection {
         for b in topic.utf8 where b == UInt8(ascii: "/") { n += 1 }
         return n
     }
+}
+
+/// Carries a loop-confined object through a closure that hops threads and back to its loop.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

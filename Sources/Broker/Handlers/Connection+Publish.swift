@@ -35,6 +35,10 @@ extension Connection {
             return
         }
         BrokerStats.add(broker.stats.publishReceived, 1)
+        if auth?.mayPublish(topic) == false { // in place: no copy of the compiled rules
+            denyPublish(p, topic: topic)
+            return
+        }
 
         let now = loop.now
         let message = Message(

@@ -14,6 +14,10 @@ extension Connection {
                 codes.append(v5 ? .topicFilterInvalid : .v3SubscribeFailure)
                 continue
             }
+            if auth?.maySubscribe(sub.filter) == false {
+                codes.append(v5 ? .notAuthorized : .v3SubscribeFailure)
+                continue
+            }
             if limits.maxSubscriptionsPerClient > 0, session.subscriptions[sub.filter] == nil,
                session.subscriptions.count >= limits.maxSubscriptionsPerClient {
                 codes.append(v5 ? .quotaExceeded : .v3SubscribeFailure)

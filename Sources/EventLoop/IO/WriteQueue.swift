@@ -56,6 +56,27 @@ public struct WriteQueue {
         return .flushed
     }
 
+    /// Writes chunk by chunk through `write` (a TLS stream), which returns the bytes it took or
+    /// nil when it must wait (or failed: the caller keeps that state). Returns true when all is out.
+    public mutating func flush(through write: (UnsafeRawBufferPointer) -> Int?) -> Bool {
+        while pendingBytes > 0 {
+            let skip = headOffset
+            let taken: Int? = chunks[0].withUnsafeBytes { raw in
+                let rest = UnsafeRawBufferPointer(rebasing: raw[skip...])
+                return rest.isEmpty ? 0 : write(rest)
+            }
+            guard let n = taken else { return false }
+            if n == 0 && chunks[0].count - skip > 0 { return false }
+            if n == 0 {
+                chunks.removeFirst()
+                headOffset = 0
+                continue
+            }
+            consume(n)
+        }
+        return true
+    }
+
     private func withIOVecs(count n: Int, _ body: (UnsafeMutableBufferPointer<iovec>) -> Void) {
         withUnsafeTemporaryAllocation(of: iovec.self, capacity: n) { iov in
             // The chunks stay alive and unmodified for the duration of the call.

@@ -1,0 +1,63 @@
+import EventLoop
+import MQTTCodec
+
+extension Connection {
+    /// Authenticates a CONNECT and compiles this client's ACL (Auth/). Refuses the connection and
+    /// returns false on bad credentials (0x86 / v3 4), a disallowed anonymous client or a will
+    /// topic the ACL does not let it publish to (0x87 / v3 5).
+    /// Only for decisions that need no hashing: `handleConnect` sends password and JWT checks to
+    /// the broker's credential thread and applies the result with `applyAuthentication`.
+    func authenticateConnect(_ c: ConnectPacket, clientId id: String) -> Bool {
+        let decision = Authenticator.decide(broker.configuration.auth, username: c.username, password: c.password,
+                                            clientId: id, certificateIdentity: certificateIdentity, now: context.wallClock)
+        return applyAuthentication(decision, c, clientId: id)
+    }
+
+    /// Acts on an authentication decision (made here or on the credential thread).
+    func applyAuthentication(_ decision: Authenticator.Decision, _ c: ConnectPacket, clientId id: String) -> Bool {
+        let config = broker.configuration.auth
+        switch decision {
+        case .refuse(let code, let why):
+            refuseConnect(code, why)
+            return false
+        case .accept(let username, let claims):
+            guard config.isAuthorizationActive else {
+                auth = nil
+                return true
+            }
+            let compiled = ConnectionAuth(configuration: config, username: username, clientId: id, claims: claims)
+            if let w = c.will, !compiled.mayPublish(w.topic) {
+                refuseConnect(.notAuthorized, "will topic '\(w.topic)' is not allowed by the ACL")
+                return false
+            }
+            auth = compiled
+            return true
+        }
+    }
+
+    /// A PUBLISH the ACL refuses: v5 QoS 1/2 get PUBACK/PUBREC 0x87; v3 (which has no failure
+    /// acknowledgement) and QoS 0 are acknowledged as usual and dropped. Counted in
+    /// `$SYS/broker/publish/messages/denied`; logged at most once per client per 10 s.
+    func denyPublish(_ p: PublishPacket, topic: String) {
+        BrokerStats.add(broker.stats.publishDenied, 1)
+        let now = loop.now
+        if var a = auth {
+            a.denialsSinceLog += 1
+            if a.lastDenialLog == 0 || now >= a.lastDenialLog + 10_000 {
+                logger.notice("client \(clientId): publish to '\(topic)' denied by the ACL (\(a.denialsSinceLog) denied in the last 10 s)")
+                a.lastDenialLog = now
+                a.denialsSinceLog = 0
+            }
+            auth = a
+        }
+        let code: ReasonCode = version == .v5 ? .notAuthorized : .success
+        switch p.qos {
+        case .atMostOnce: break
+        case .atLeastOnce: send(.puback(AckPacket(packetId: p.packetId, reasonCode: code)))
+        case .exactlyOnce:
+            // An error PUBREC ends the v5 exchange [MQTT-4.3.3]; v3 goes on to PUBREL/PUBCOMP,
+            // which handlePubRel answers whether or not the id is known.
+            send(.pubrec(AckPacket(packetId: p.packetId, reasonCode: code)))
+        }
+    }
+}
