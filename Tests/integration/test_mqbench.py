@@ -259,22 +259,25 @@ keyfile {d}/server.key
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), mq_plain, mq_tls),
     }
     import socket
-    for name, (proc, plain, tls) in procs.items():
-        deadline = time.monotonic() + 20
-        while True:
+    try:
+        for name, (proc, plain, tls) in procs.items():
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", tls), timeout=0.2).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and proc.poll() is None, f"{name} did not start"
+                    time.sleep(0.05)
+        yield d, {name: tls for name, (_, _, tls) in procs.items()}
+    finally:
+        # Also when start-up failed: no broker outlives the module.
+        for proc, _, _ in procs.values():
+            proc.terminate()
             try:
-                socket.create_connection(("127.0.0.1", tls), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, f"{name} did not start"
-                time.sleep(0.05)
-    yield d, {name: tls for name, (_, _, tls) in procs.items()}
-    for proc, _, _ in procs.values():
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.mark.parametrize("kind", ["turnpike", "mosquitto"])
