@@ -32,6 +32,7 @@ extension Broker {
             ("publish/messages/sent", "\(stats.publishSent.load(ordering: .relaxed))"),
             ("publish/messages/dropped", "\(stats.publishDropped.load(ordering: .relaxed))"),
             ("publish/messages/denied", "\(stats.publishDenied.load(ordering: .relaxed))"),
+            ("publish/throttled", "\(stats.publishThrottled.load(ordering: .relaxed))"),
             ("bytes/received", "\(stats.bytesReceived.load(ordering: .relaxed))"),
             ("bytes/sent", "\(stats.bytesSent.load(ordering: .relaxed))"),
             ("subscriptions/count", "\(stats.subscriptions.load(ordering: .relaxed))"),

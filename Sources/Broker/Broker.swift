@@ -23,6 +23,10 @@ public final class Broker: @unchecked Sendable {
     /// with passwords costs one core at most and never stalls a loop.
     let credentialQueue = DispatchQueue(label: "turnpike.credentials")
     var sysTimerStorage: LoopTimer?
+    /// CONNECTs per client id, for flapping detection (Broker+Overload.swift).
+    let flapping = Mutex(FlappingTracker())
+    /// When a banned client id or user name was last logged (at most every 10 s).
+    let lastBanLog = Atomic<UInt64>(0)
     public static let version = "0.1.0"
 
     public init(configuration: BrokerConfiguration, logger: Logger) throws(SystemError) {
@@ -145,9 +149,21 @@ final class Listener: EventHandler, @unchecked Sendable {
     let context: LoopContext
     private var closed = false
     private var lastFullLog: UInt64 = 0
+    /// `accept_rate` (nil: unlimited), and whether accepts are paused for it right now.
+    private var acceptBucket: TokenBucket?
+    private var acceptPaused = false
+    /// A throttle episode lasts until the backlog is drained; one log line each, at most every 10 s.
+    private var throttleEpisode = false
+    private var lastThrottleLog: UInt64 = 0
+    private var lastBanLog: UInt64 = 0
+    private var bannedSinceLog = 0
+    private let bannedNetworks: [IPNetwork]
 
     init(fd: Int32, configuration: BrokerConfiguration.ListenerConfiguration, tls: TLSContext?, broker: Broker, context: LoopContext) {
         self.fd = fd; self.configuration = configuration; self.tls = tls; self.broker = broker; self.context = context
+        let rate = configuration.acceptRate ?? broker.configuration.limits.acceptRate
+        if rate > 0 { acceptBucket = TokenBucket(rate: rate, now: context.loop.now) }
+        bannedNetworks = broker.configuration.bans.networks
     }
 
     /// Logged at most every 10 s, so a reconnect storm against a full broker cannot flood the log.
@@ -160,13 +176,26 @@ final class Listener: EventHandler, @unchecked Sendable {
     }
 
     private lazy var resumeTimer = LoopTimer { [unowned self] in
+        self.acceptPaused = false
         if !self.closed { self.context.loop.setInterest(fd: self.fd, readable: true, writable: false) }
     }
 
     func handleReadable() {
+        guard !acceptPaused else { return }
+        var address = IPAddress(high: 0, low: 0)
         for _ in 0..<64 {
             do {
-                guard let (cfd, peer) = try Socket.accept(fd) else { return }
+                if acceptBucket != nil && throttleAccepts() { return }
+                guard let (cfd, peer) = try Socket.accept(fd, peerAddress: &address) else {
+                    throttleEpisode = false
+                    return
+                }
+                if !bannedNetworks.isEmpty, let net = bannedNetworks.first(where: { $0.contains(address) }) {
+                    refusedBanned(peer: peer, network: net)
+                    Socket.close(cfd)
+                    continue
+                }
+                acceptBucket?.take(1, now: context.loop.now)
                 broker.adopt(fd: cfd, peer: peer, listener: self)
             } catch {
                 // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays
@@ -177,6 +206,36 @@ final class Listener: EventHandler, @unchecked Sendable {
                 context.loop.schedule(resumeTimer, afterMilliseconds: 100)
                 return
             }
+        }
+    }
+
+    /// Out of accept tokens: stop reading the listening socket until one is back. Pending
+    /// connections wait in the kernel's backlog (not refused), so a reconnect storm is spread out.
+    private func throttleAccepts() -> Bool {
+        let now = context.loop.now
+        guard let wait = acceptBucket?.millisecondsUntil(1, now: now), wait > 0 else { return false }
+        if !throttleEpisode {
+            throttleEpisode = true
+            if lastThrottleLog == 0 || now >= lastThrottleLog + 10_000 {
+                lastThrottleLog = now
+                broker.logger.notice("port \(configuration.port): connections arriving faster than accept_rate \(acceptBucket!.rate)/s; the rest wait in the backlog")
+            }
+        }
+        acceptPaused = true
+        context.loop.setInterest(fd: fd, readable: false, writable: false)
+        context.loop.schedule(resumeTimer, afterMilliseconds: wait)
+        return true
+    }
+
+    /// A peer in a `[bans]` network: closed at accept, before any TLS handshake. Logged at most
+    /// every 10 s per listener.
+    private func refusedBanned(peer: String, network: IPNetwork) {
+        bannedSinceLog += 1
+        let now = context.loop.now
+        if lastBanLog == 0 || now >= lastBanLog + 10_000 {
+            broker.logger.notice("port \(configuration.port): refused \(peer), banned by \(network) (\(bannedSinceLog) refused since the last report)")
+            lastBanLog = now
+            bannedSinceLog = 0
         }
     }
 

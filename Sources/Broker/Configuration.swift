@@ -14,6 +14,8 @@ public struct BrokerConfiguration: Sendable {
     public var limits = Limits()
     /// Authentication and ACL (`[auth]`; see Auth/AuthConfiguration.swift).
     public var auth = Auth()
+    /// Clients refused outright (`[bans]`).
+    public var bans = Bans()
 
     public init() {}
 
@@ -29,6 +31,8 @@ public struct BrokerConfiguration: Sendable {
         public var useSubjectAsUsername = false
         /// Connections on this listener; 0 is unlimited.
         public var maxConnections = 0
+        /// New connections accepted per second; nil takes `Limits.acceptRate`, 0 is unlimited.
+        public var acceptRate: Int?
 
         public init(bind: String = "0.0.0.0", port: Int = 1883, tls: TLSConfiguration? = nil) {
             self.bind = bind; self.port = port; self.tls = tls
@@ -60,6 +64,31 @@ public struct BrokerConfiguration: Sendable {
         public var maxSessionExpiry: UInt32 = 0xFFFF_FFFF
         /// Seconds a new connection may take to send CONNECT.
         public var connectTimeout: Int = 10
+        /// New connections accepted per second on each listener (bursts of one second's worth);
+        /// past it the rest wait in the kernel's backlog. 0 is unlimited.
+        public var acceptRate: Int = 0
+        /// PUBLISH packets per second per client; a client past it is not read until it is back
+        /// under (TCP pushes back on it), and nothing it sent is dropped. 0 is off.
+        public var maxPublishRate: Int = 0
+        /// The same in bytes of PUBLISH packets per second. 0 is off.
+        public var maxPublishBytesRate: Int = 0
+        /// A client id that connects more than this many times within `flappingWindow` seconds
+        /// is refused for `flappingBan` seconds (v5 CONNACK 0x9F, v3 3). 0 is off.
+        public var flappingMaxConnects: Int = 0
+        public var flappingWindow: Int = 60
+        public var flappingBan: Int = 300
+
+        public init() {}
+    }
+}
+
+extension BrokerConfiguration {
+    /// Clients refused outright: by address at accept (before any TLS handshake), by client id
+    /// or user name at CONNECT (v5 CONNACK 0x8A Banned, v3 return code 5).
+    public struct Bans: Sendable {
+        public var clientIds: Set<String> = []
+        public var usernames: Set<String> = []
+        public var networks: [IPNetwork] = []
 
         public init() {}
     }

@@ -16,6 +16,8 @@ public final class BrokerStats: Sendable {
     public let publishDropped = Atomic<Int>(0)
     /// PUBLISH packets refused by the ACL.
     public let publishDenied = Atomic<Int>(0)
+    /// Times a client was slowed down for publishing past max_publish_rate / max_publish_bytes_rate.
+    public let publishThrottled = Atomic<Int>(0)
     public let bytesReceived = Atomic<Int>(0)
     public let bytesSent = Atomic<Int>(0)
     public let subscriptions = Atomic<Int>(0)

@@ -41,6 +41,12 @@ struct ConfigFile {
         "receive_maximum": intLimit(1...65535) { $0.receiveMaximum = $1 },
         "max_session_expiry": intLimit(0...0xFFFF_FFFF) { $0.maxSessionExpiry = UInt32($1) },
         "connect_timeout": intLimit(1...3600) { $0.connectTimeout = $1 },
+        "accept_rate": intLimit(0...1_000_000) { $0.acceptRate = $1 },
+        "max_publish_rate": intLimit(0...Int(Int32.max)) { $0.maxPublishRate = $1 },
+        "max_publish_bytes_rate": intLimit(0...Int(Int32.max)) { $0.maxPublishBytesRate = $1 },
+        "flapping_max_connects": intLimit(0...Int(Int32.max)) { $0.flappingMaxConnects = $1 },
+        "flapping_window": intLimit(1...86_400) { $0.flappingWindow = $1 },
+        "flapping_ban": intLimit(1...31_536_000) { $0.flappingBan = $1 },
     ]
 
     typealias ListenerKey = (inout BrokerConfiguration.ListenerConfiguration, any TOMLValueConvertible) -> Bool
@@ -60,6 +66,7 @@ struct ConfigFile {
         "bind": { l, v in guard let s = v.string else { return false }; l.bind = s; return true },
         "port": { l, v in guard let i = v.int, (0...65535).contains(i) else { return false }; l.port = i; return true },
         "max_connections": { l, v in guard let i = v.int, i >= 0 else { return false }; l.maxConnections = i; return true },
+        "accept_rate": { l, v in guard let i = v.int, (0...1_000_000).contains(i) else { return false }; l.acceptRate = i; return true },
         "tls": { l, v in
             guard let b = v.bool else { return false }
             l.tls = b ? (l.tls ?? TLSConfiguration()) : nil
@@ -149,9 +156,12 @@ struct ConfigFile {
             case "auth":
                 try loadAuth(section, path: path, into: &config) // ConfigFile+Auth.swift
                 continue
+            case "bans":
+                try loadBans(section, path: path, into: &config)
+                continue
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth] or [[listeners]])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {
@@ -164,6 +174,36 @@ struct ConfigFile {
             }
         }
         return logLevel
+    }
+}
+
+extension ConfigFile {
+    /// `[bans]`: `client_ids`, `usernames` and `cidrs` (IPv4/IPv6 networks or single addresses),
+    /// each an array of non-empty strings.
+    static func loadBans(_ section: TOMLTable, path: String, into config: inout BrokerConfiguration) throws {
+        func strings(_ name: String) throws -> [String] {
+            guard let v = section[name] else { return [] }
+            guard let array = v.array else {
+                throw Error(description: "\(path): invalid value for '\(name)' in [bans]: expected an array of strings")
+            }
+            return try array.map { item in
+                guard let s = item.string, !s.isEmpty else {
+                    throw Error(description: "\(path): invalid value for '\(name)' in [bans]: expected non-empty strings")
+                }
+                return s
+            }
+        }
+        for name in section.keys where !["client_ids", "usernames", "cidrs"].contains(name) {
+            throw Error(description: "\(path): unknown key '\(name)' in [bans]")
+        }
+        config.bans.clientIds = Set(try strings("client_ids"))
+        config.bans.usernames = Set(try strings("usernames"))
+        config.bans.networks = try strings("cidrs").map { text in
+            guard let net = IPNetwork(text) else {
+                throw Error(description: "\(path): invalid value for 'cidrs' in [bans]: '\(text)' is not an IPv4 or IPv6 address or network (like 10.0.0.0/8 or 2001:db8::/32)")
+            }
+            return net
+        }
     }
 }
 

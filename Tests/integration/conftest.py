@@ -62,6 +62,9 @@ DEFAULT_LIMITS = {
     "max_connections": 0,
 }
 SERVER_KEYS = {"sys_interval"}
+# Turnpike-only [limits] keys: accepted as overrides, written only when given.
+EXTRA_LIMITS = {"connect_timeout", "accept_rate", "max_publish_rate", "max_publish_bytes_rate",
+                "flapping_max_connects", "flapping_window", "flapping_ban"}
 
 _ACTIVE_BROKERS: list["Broker"] = []
 
@@ -118,14 +121,16 @@ def toml_value(v) -> str:
 class Broker:
     host = "127.0.0.1"
 
-    def __init__(self, kind: str = BROKER_KIND, auth: dict | None = None, **overrides):
-        unknown = set(overrides) - set(DEFAULT_LIMITS)
+    def __init__(self, kind: str = BROKER_KIND, auth: dict | None = None, bans: dict | None = None, **overrides):
+        unknown = set(overrides) - set(DEFAULT_LIMITS) - EXTRA_LIMITS
         if unknown:
             raise ValueError(f"unknown broker settings: {unknown}")
         self.kind = kind
         self.limits = {**DEFAULT_LIMITS, **overrides}
         # Turnpike's [auth] table, key -> value (str, bool or list of str); see test_auth.py.
         self.auth = auth or {}
+        # Turnpike's [bans] table: client_ids, usernames, cidrs (lists of str).
+        self.bans = bans or {}
         self.dir = Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
         self.log_path = self.dir / "broker.log"
         self.port = 0
@@ -139,6 +144,8 @@ class Broker:
         lines += [f"{k} = {v}" for k, v in lim.items() if k not in SERVER_KEYS]
         if self.auth:
             lines += ["", "[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()]
+        if self.bans:
+            lines += ["", "[bans]"] + [f"{k} = {toml_value(v)}" for k, v in self.bans.items()]
         path = self.dir / "turnpike.toml"
         path.write_text("\n".join(lines) + "\n")
         return path

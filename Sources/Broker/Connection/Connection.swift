@@ -32,7 +32,18 @@ final class Connection: EventHandler, FlushTarget {
     private var output = WriteQueue()
     private var flushScheduled = false
     private var writeInterest = false
-    private var readPaused = false
+    /// Why the socket is not being read; reading resumes when every reason is gone.
+    struct ReadPause: OptionSet {
+        let rawValue: UInt8
+        /// CONNECT is being authenticated or the session handed over (Connection+Connect.swift).
+        static let attaching = ReadPause(rawValue: 1)
+        /// Over `max_publish_rate` / `max_publish_bytes_rate` (Connection+Publish.swift).
+        static let throttled = ReadPause(rawValue: 2)
+    }
+    private var readPauses: ReadPause = []
+    private var readPaused: Bool { !readPauses.isEmpty }
+    /// Publish rate limits, when configured (Connection+Publish.swift `chargePublish`).
+    var publishRate: PublishRate?
 
     var clientId = ""
     var session: Session?
@@ -66,6 +77,10 @@ final class Connection: EventHandler, FlushTarget {
         self.tls = tls
         self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: context.broker.configuration.limits.maxPacketSize)
         self.lastActivity = context.loop.now
+        let limits = context.broker.configuration.limits
+        if limits.maxPublishRate > 0 || limits.maxPublishBytesRate > 0 {
+            publishRate = PublishRate(messages: limits.maxPublishRate, bytes: limits.maxPublishBytesRate, now: context.loop.now)
+        }
     }
 
     /// Registers with the loop and arms the CONNECT timeout.
@@ -171,12 +186,13 @@ final class Connection: EventHandler, FlushTarget {
     /// Decodes and handles every complete packet; returns the bytes consumed.
     private func process(_ bytes: UnsafeRawBufferPointer) -> Int {
         var offset = 0
-        while offset < bytes.count, state != .closed, state != .attaching {
+        while offset < bytes.count, state != .closed, state != .attaching, readPauses.isEmpty {
             do {
                 guard let (packet, used) = try decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...])) else { break }
                 offset += used
                 BrokerStats.add(broker.stats.messagesReceived, 1)
                 handle(packet)
+                if publishRate != nil, case .publish = packet, state == .connected { chargePublish(bytes: used) }
             } catch {
                 protocolViolation(error.reasonCode, error.message)
                 break
@@ -185,19 +201,28 @@ final class Connection: EventHandler, FlushTarget {
         return offset
     }
 
-    /// Stops reading while the session is handed over from another loop (later packets must
-    /// wait for CONNACK's session); bytes already read stay in `partial`.
-    func pauseReading() {
-        readPaused = true
-        loop.setInterest(fd: fd, readable: false, writable: writeInterest || handshakeWantsWrite)
+    /// Stops reading, e.g. while the session is handed over from another loop (later packets
+    /// must wait for CONNACK's session); bytes already read stay in `partial`.
+    func pauseReading(_ reason: ReadPause = .attaching) {
+        let wasPaused = readPaused
+        readPauses.insert(reason)
+        if !wasPaused { loop.setInterest(fd: fd, readable: false, writable: writeInterest || handshakeWantsWrite) }
     }
 
-    /// Resumes after the hand-over: handles what was already read, then reads again.
-    func resumeReading() {
-        guard readPaused, state != .closed else { return }
-        readPaused = false
+    /// Lifts one reason; once none is left, handles what was already read, then reads again.
+    func resumeReading(_ reason: ReadPause = .attaching) {
+        guard readPauses.contains(reason), state != .closed else { return }
+        readPauses.remove(reason)
+        guard !readPaused else { return }
         loop.setInterest(fd: fd, readable: true, writable: writeInterest || handshakeWantsWrite)
         if !partial.isEmpty { processPartial() }
+    }
+
+    /// After a throttle pause (from its timer, never inside a read): also drains what OpenSSL
+    /// already decrypted, which the socket will not signal again.
+    func resumeAfterThrottle() {
+        resumeReading(.throttled)
+        if let tls, tls.isHandshakeComplete, tls.hasBufferedPlaintext, !readPaused, state != .closed { readTLS(tls) }
     }
 
     private func handle(_ packet: Packet) {
@@ -246,6 +271,8 @@ final class Connection: EventHandler, FlushTarget {
     /// here instead of rescheduling on every packet keeps reads free of timer work.
     private func keepAliveExpired() {
         guard state != .closed, let timer = keepAliveTimer else { return }
+        // Not read because it publishes too fast is not idle.
+        if readPauses.contains(.throttled) { lastActivity = loop.now }
         let idle = loop.now &- lastActivity
         if idle >= keepAliveMilliseconds {
             if let tls, !tls.isHandshakeComplete {
@@ -396,6 +423,7 @@ final class Connection: EventHandler, FlushTarget {
         }
         if let tls, tls.isHandshakeComplete { tls.shutdown() }
         if let t = keepAliveTimer { loop.cancel(t) }
+        if let t = publishRate?.timer { loop.cancel(t) }
         loop.deregister(fd: fd)
         Socket.close(fd)
         output.reset()

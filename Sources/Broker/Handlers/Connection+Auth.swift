@@ -21,6 +21,9 @@ extension Connection {
             refuseConnect(code, why)
             return false
         case .accept(let username, let claims):
+            // The authenticated name may differ from CONNECT's (a JWT's sub).
+            if username != nil, username != (certificateIdentity ?? c.username),
+               refuseIfBanned(clientId: "", username: username) { return false }
             guard config.isAuthorizationActive else {
                 auth = nil
                 return true

@@ -27,6 +27,9 @@ extension Connection {
         }
         clientId = id
 
+        // [bans], before credentials are checked: a banned client costs no password hash.
+        if refuseIfBanned(clientId: assigned == nil ? id : "", username: certificateIdentity ?? c.username) { return }
+
         var keepAlive = Int(c.keepAlive)
         var serverKeepAlive: UInt16?
         if keepAlive > limits.maxKeepalive || (keepAlive == 0 && limits.maxKeepalive < 65535) {
@@ -84,6 +87,12 @@ extension Connection {
     /// keepalive, then the session itself.
     func attachSession(_ c: ConnectPacket, clientId id: String, assigned: String?,
                                keepAlive: Int, serverKeepAlive: UInt16?) {
+        // Flapping is counted for authenticated clients only, so nobody can get another
+        // client's id refused without its credentials.
+        if assigned == nil, let why = broker.flappingRefusal(clientId: id, now: loop.now, peer: peer) {
+            refuseConnect(.connectionRateExceeded, why, quietly: true) // logged once per ban by flappingRefusal
+            return
+        }
         let v5 = version == .v5
         var sessionExpiry: UInt32
         var expiryCapped = false
@@ -149,15 +158,26 @@ extension Connection {
         resumeReading()
     }
 
-    /// CONNACK with a failure code, then close [MQTT-3.2.2-5].
-    func refuseConnect(_ code: ReasonCode, _ message: String) {
+    /// Refuses a client id or user name listed in `[bans]`: v5 CONNACK 0x8A (Banned), v3
+    /// return code 5 (not authorized). Logged at most every 10 s broker-wide (a banned client
+    /// in a reconnect loop would fill the log), else at debug level.
+    func refuseIfBanned(clientId id: String, username: String?) -> Bool {
+        guard broker.isBanned(clientId: id, username: username) else { return false }
+        let what = broker.configuration.bans.clientIds.contains(id) ? "client id '\(id)'" : "user name '\(username ?? "")'"
+        refuseConnect(.banned, "\(what) is banned", quietly: !broker.shouldLog(broker.lastBanLog, now: loop.now))
+        return true
+    }
+
+    /// CONNACK with a failure code, then close [MQTT-3.2.2-5]. `quietly` logs at debug level,
+    /// for refusals a storm would repeat and that are reported elsewhere.
+    func refuseConnect(_ code: ReasonCode, _ message: String, quietly: Bool = false) {
         var code = code
         if version != .v5 {
             // Map v5 codes to the six v3 return codes.
             switch code.rawValue {
             case 0x01...0x05: break
             case ReasonCode.badUserNameOrPassword.rawValue: code = .v3BadUserNameOrPassword
-            case ReasonCode.notAuthorized.rawValue: code = .v3NotAuthorized
+            case ReasonCode.notAuthorized.rawValue, ReasonCode.banned.rawValue: code = .v3NotAuthorized
             case ReasonCode.unsupportedProtocolVersion.rawValue: code = .v3UnacceptableProtocolVersion
             case ReasonCode.clientIdentifierNotValid.rawValue: code = .v3IdentifierRejected
             default: code = .v3ServerUnavailable
@@ -166,7 +186,11 @@ extension Connection {
         var props = Properties()
         if version == .v5 && wantsProblemInformation { props.reasonString = message }
         send(.connack(ConnAckPacket(sessionPresent: false, reasonCode: code, properties: props)))
-        logger.info("refused connection from \(peer): \(message) (\(code))")
+        if quietly {
+            logger.debug("refused connection from \(peer): \(message) (\(code))")
+        } else {
+            logger.info("refused connection from \(peer): \(message) (\(code))")
+        }
         close(reason: message)
     }
 

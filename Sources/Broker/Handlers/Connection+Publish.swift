@@ -137,3 +137,55 @@ extension Connection {
         return true
     }
 }
+
+/// A client's publish rate limits (`max_publish_rate`, `max_publish_bytes_rate`): token buckets
+/// stored in the connection, so checking them allocates nothing.
+struct PublishRate {
+    var messages: TokenBucket?
+    var bytes: TokenBucket?
+    /// Resumes reading after a throttle pause; made on the first one.
+    var timer: LoopTimer?
+    /// When reading last resumed after a pause: a pause within a second of it continues the
+    /// same throttle episode (counted and logged once).
+    var lastResume: UInt64 = 0
+    var lastLog: UInt64 = 0
+
+    init(messages: Int, bytes: Int, now: UInt64) {
+        if messages > 0 { self.messages = TokenBucket(rate: messages, now: now) }
+        if bytes > 0 { self.bytes = TokenBucket(rate: bytes, now: now) }
+    }
+}
+
+extension Connection {
+    /// Charges one handled PUBLISH of `bytes` (fixed header included) to the rate limits. Past
+    /// them the socket is not read until the buckets are back to zero: TCP pushes back on the
+    /// client, and nothing it already sent is dropped.
+    func chargePublish(bytes n: Int) {
+        let now = loop.now
+        publishRate!.messages?.take(1, now: now)
+        publishRate!.bytes?.take(n, now: now)
+        let waitMessages = publishRate!.messages?.millisecondsUntil(0, now: now) ?? 0
+        let waitBytes = publishRate!.bytes?.millisecondsUntil(0, now: now) ?? 0
+        let wait = max(waitMessages, waitBytes)
+        guard wait > 0 else { return }
+
+        let timer = publishRate!.timer ?? LoopTimer { [unowned self] in
+            self.publishRate?.lastResume = self.loop.now
+            self.resumeAfterThrottle()
+        }
+        publishRate!.timer = timer
+        let rate = publishRate!
+        if rate.lastResume == 0 || now >= rate.lastResume + 1000 {
+            BrokerStats.add(broker.stats.publishThrottled, 1)
+            if rate.lastLog == 0 || now >= rate.lastLog + 10_000 {
+                publishRate!.lastLog = now
+                let limit = waitBytes >= waitMessages
+                    ? "max_publish_bytes_rate \(limits.maxPublishBytesRate) B/s"
+                    : "max_publish_rate \(limits.maxPublishRate)/s"
+                logger.notice("client \(clientId): publishing faster than \(limit); throttled (its socket is read more slowly; logged at most every 10 s)")
+            }
+        }
+        pauseReading(.throttled)
+        loop.schedule(timer, afterMilliseconds: wait)
+    }
+}

@@ -50,6 +50,12 @@ public enum Socket {
     /// Accepts one connection, non-blocking; nil when none is waiting. The new socket is
     /// non-blocking with TCP_NODELAY set. Also returns the peer's address as text.
     public static func accept(_ listenFD: Int32) throws(SystemError) -> (fd: Int32, peer: String)? {
+        var address = IPAddress(high: 0, low: 0)
+        return try accept(listenFD, peerAddress: &address)
+    }
+
+    /// `accept` that also sets `peerAddress` (for ban lists: no text parsing per accept).
+    public static func accept(_ listenFD: Int32, peerAddress: inout IPAddress) throws(SystemError) -> (fd: Int32, peer: String)? {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let r = try withUnsafeMutablePointer(to: &storage) { p throws(SystemError) in
@@ -60,7 +66,17 @@ public enum Socket {
         guard case .done(let fd) = r else { return nil }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        peerAddress = address(&storage)
         return (fd, describe(&storage))
+    }
+
+    private static func address(_ storage: inout sockaddr_storage) -> IPAddress {
+        withUnsafePointer(to: &storage) { p in
+            if p.pointee.ss_family == sa_family_t(AF_INET6) {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { IPAddress($0.pointee.sin6_addr) }
+            }
+            return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { IPAddress(ipv4: UInt32(bigEndian: $0.pointee.sin_addr.s_addr)) }
+        }
     }
 
     private static func describe(_ storage: inout sockaddr_storage) -> String {
