@@ -26,6 +26,7 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]),
         .target(name: "MQTTCodec"),
+        .target(name: "RuleEngine"),
         .target(
             name: "EventLoop",
             dependencies: ["CSystemShims", "COpenSSL"],
@@ -33,7 +34,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "MQTTCodec", "EventLoop", "COpenSSL",
+                "MQTTCodec", "EventLoop", "COpenSSL", "RuleEngine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -41,7 +42,7 @@ let package = Package(
         .executableTarget(
             name: "turnpike",
             dependencies: [
-                "Broker", "EventLoop", "MQTTCodec",
+                "Broker", "EventLoop", "MQTTCodec", "RuleEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -60,6 +61,7 @@ let package = Package(
             ],
             swiftSettings: loopConfined),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
+        .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop", "COpenSSL"], swiftSettings: loopConfined),
     ]

@@ -9,7 +9,7 @@ import MQTTCodec
 extension Broker {
     /// Routes a message published on `ctx`'s loop. Returns the number of sessions it went to.
     @discardableResult
-    func publish(_ message: Message, from ctx: LoopContext) -> Int {
+    func publish(_ message: Message, from ctx: LoopContext, runRules: Bool = true) -> Int {
         if message.retain {
             let n = retained.store(message)
             stats.retained.store(n, ordering: .relaxed)
@@ -37,6 +37,7 @@ extension Broker {
             ctx.outbound[i].removeAll(keepingCapacity: true)
         }
         ctx.matches.removeAll(keepingCapacity: true)
+        if runRules { self.runRules(for: message, on: ctx) }
         return count
     }
 

@@ -46,6 +46,15 @@ extension Broker {
             _ = now
             publish(m, from: ctx)
         }
+        let rules = currentRules.withLock { $0 }
+        for (i, rule) in rules.rules.enumerated() {
+            for (name, value) in rules.metrics[i].snapshot {
+                let m = Message(topic: "$SYS/rules/\(rule.name)/\(name)", payload: Array("\(value)".utf8), qos: .atMostOnce,
+                                retain: true, properties: Properties(), expiresAt: nil, publisher: nil,
+                                publisherClientId: "", receivedAt: ctx.wallClock)
+                publish(m, from: ctx, runRules: false)
+            }
+        }
         if let t = sysTimerStorage {
             ctx.loop.schedule(t, afterMilliseconds: UInt64(configuration.sysInterval) * 1000)
         }

@@ -1,4 +1,5 @@
 import Dispatch
+import RuleEngine
 import EventLoop
 import Logging
 import MQTTCodec
@@ -19,6 +20,8 @@ public final class Broker: @unchecked Sendable {
     private var listeners: [Listener] = []
     private let idCounter = Atomic<Int>(0)
     let startedAt = monotonicMilliseconds()
+    /// The active rules, for `$SYS/rules/…` (each loop holds its own reference for evaluation).
+    let currentRules = Mutex<RuleSet>(RuleSet.empty)
     /// Password hashing and JWT signature checks run here, one at a time, so a reconnect storm
     /// with passwords costs one core at most and never stalls a loop.
     let credentialQueue = DispatchQueue(label: "turnpike.credentials")

@@ -12,6 +12,16 @@ public struct BrokerConfiguration: Sendable {
     /// Where persistent state lives.
     public var dataDirectory: String = "data"
     public var limits = Limits()
+    public var rules = Rules()
+
+    /// The rule engine (`[rules]`); the rule files themselves are loaded by the executable.
+    public struct Rules: Sendable {
+        /// Directory of `*.sql` rule files.
+        public var directory = "rules"
+        /// Messages a rule fails to evaluate are republished to `$dlq/rules/<rule>`.
+        public var deadLetter = false
+        public init() {}
+    }
     /// Authentication and ACL (`[auth]`; see Auth/AuthConfiguration.swift).
     public var auth = Auth()
     /// Clients refused outright (`[bans]`).

@@ -1,5 +1,6 @@
 import EventLoop
 import MQTTCodec
+import RuleEngine
 
 /// A message on its way to a session owned by another loop.
 struct Delivery {
@@ -24,6 +25,22 @@ final class LoopContext {
     var seen: [ObjectIdentifier: Int] = [:]
     /// Deliveries for other loops, sent as one batch per loop after routing.
     var outbound: [[Delivery]]
+    /// The rule set this loop runs (swapped whole on reload, between two messages).
+    var rules = RuleSet.empty
+    var ruleMatches: [Int] = []
+    /// Reused for every evaluation on this loop (the JSON index keeps its capacity).
+    private var evaluation: EvaluationContext?
+
+    func evaluationContext(_ input: RuleInput) -> EvaluationContext {
+        if let e = evaluation {
+            e.reset(input)
+            return e
+        }
+        let e = EvaluationContext(input)
+        evaluation = e
+        return e
+    }
+
     /// Wall clock seconds, for message timestamps.
     var wallClock: Int64 { wallClockSeconds() }
 

@@ -16,11 +16,16 @@ public final class Message: @unchecked Sendable {
     /// The publishing session's identity, for No Local.
     public let publisher: ObjectIdentifier?
     public let publisherClientId: String
+    /// The publisher's user name and address, for the rule engine's `username` and `peerhost`.
+    public let publisherUsername: String?
+    public let peerhost: String
     /// Wall-clock seconds at receipt.
     public let receivedAt: Int64
 
     public init(topic: String, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties,
-                expiresAt: UInt64?, publisher: ObjectIdentifier?, publisherClientId: String, receivedAt: Int64) {
+                expiresAt: UInt64?, publisher: ObjectIdentifier?, publisherClientId: String, receivedAt: Int64,
+                publisherUsername: String? = nil, peerhost: String = "") {
+        self.publisherUsername = publisherUsername; self.peerhost = peerhost
         self.topic = topic; self.payload = payload; self.qos = qos; self.retain = retain
         self.properties = properties; self.expiresAt = expiresAt; self.publisher = publisher
         self.publisherClientId = publisherClientId; self.receivedAt = receivedAt

@@ -129,6 +129,28 @@ struct ConfigFile {
         return out
     }
 
+    /// `[rules]`: `dir` (relative to this file) and `dead_letter`.
+    private static func loadRules(_ section: TOMLTable, path: String, into config: inout BrokerConfiguration) throws {
+        for name in section.keys {
+            let value = section[name]
+            switch name {
+            case "dir":
+                guard let s = value?.string else { throw Error(description: "\(path): invalid value for 'dir' in [rules]") }
+                let dir = (path as NSString).deletingLastPathComponent
+                config.rules.directory = s.hasPrefix("/") || dir.isEmpty ? s : dir + "/" + s
+                explicitRulesDirectory = true
+            case "dead_letter":
+                guard let b = value?.bool else { throw Error(description: "\(path): invalid value for 'dead_letter' in [rules]") }
+                config.rules.deadLetter = b
+            default:
+                throw Error(description: "\(path): unknown key '\(name)' in [rules]")
+            }
+        }
+    }
+
+    /// Set when the configuration names the rules directory: then it must exist.
+    nonisolated(unsafe) static var explicitRulesDirectory = false
+
     /// Applies the file at `path` on top of `config`; returns the log level it names, if any.
     static func load(path: String, into config: inout BrokerConfiguration) throws -> String? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -159,9 +181,12 @@ struct ConfigFile {
             case "bans":
                 try loadBans(section, path: path, into: &config)
                 continue
+            case "rules":
+                try loadRules(section, path: path, into: &config)
+                continue
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans] or [[listeners]])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {

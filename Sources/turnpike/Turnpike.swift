@@ -11,7 +11,7 @@ struct Turnpike: ParsableCommand {
         commandName: "turnpike",
         abstract: "An MQTT 3.1.1/5.0 broker for connected-car fleets.",
         version: Broker.version,
-        subcommands: [Serve.self, Passwd.self],
+        subcommands: [Serve.self, Passwd.self, Rules.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -94,6 +94,16 @@ struct Serve: ParsableCommand {
         // Signals are blocked before any loop thread exists (threads inherit the mask) and taken
         // here with sigwait, so no handler ever runs on a loop thread.
         cshim_block_signals()
+        // A bad rule file stops the start with file:line:col; on SIGHUP it keeps the old rules.
+        let rulesPath = cfg.rules.directory
+        let mustExist = ConfigFile.explicitRulesDirectory
+        let rules: RuleSet
+        do {
+            rules = RuleSet(rules: try RuleFiles.load(path: rulesPath, mustExist: mustExist))
+        } catch {
+            FileHandle.standardError.write(Data("turnpike: rules: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let broker: Broker
         do {
             broker = try Broker(configuration: cfg, logger: logger)
@@ -102,11 +112,17 @@ struct Serve: ParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
+        broker.replaceRules(rules)
         while true {
             let sig = cshim_wait_signal()
             if sig == SIGHUP {
-                logger.info("SIGHUP: reloading TLS certificates")
+                logger.info("SIGHUP: reloading TLS certificates and rules")
                 broker.reloadTLS()
+                do {
+                    broker.replaceRules(RuleSet(rules: try RuleFiles.load(path: rulesPath, mustExist: mustExist)))
+                } catch {
+                    logger.error("rules not reloaded, the previous rules stay active:\n\(error)")
+                }
                 continue
             }
             logger.info("signal \(sig) received")

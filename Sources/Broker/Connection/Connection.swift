@@ -4,6 +4,7 @@ import Glibc
 import EventLoop
 import Logging
 import MQTTCodec
+import RuleEngine
 
 /// One client's network connection: reads and decodes packets, hands them to the handlers
 /// (`Connection+*.swift`, one per packet type), and writes encoded packets back. Owned by one
@@ -52,6 +53,8 @@ final class Connection: EventHandler, FlushTarget {
     var auth: ConnectionAuth?
     /// The client certificate's CN or subject, when the listener uses it as the username.
     var certificateIdentity: String?
+    /// The user name the client is known by (certificate identity, JWT subject or CONNECT's).
+    var username: String?
     /// v5 DISCONNECT 0x00 received: no will.
     var disconnectedNormally = false
     var keepAliveMilliseconds: UInt64 = 0
@@ -434,6 +437,19 @@ final class Connection: EventHandler, FlushTarget {
         listener.open.wrappingAdd(-1, ordering: .relaxed)
         if wasConnected {
             broker.stats.clientsConnected.wrappingAdd(-1, ordering: .relaxed)
+        }
+        if wasConnected {
+            let (id, user, peer, normal) = (clientId, username, self.peer, disconnectedNormally)
+            broker.fireEvent(.clientDisconnected, on: context) {
+                // EMQX's reason words.
+                let why = normal ? "normal"
+                    : reason.contains("taken over") ? "takenover"
+                    : reason.contains("keepalive") ? "keepalive_timeout"
+                    : reason.contains("shutting down") ? "shutdown"
+                    : "tcp_closed"
+                return .clientDisconnected(clientid: id, username: user, reason: why, peername: peer,
+                                           disconnectedAt: Int64(wallClockMicroseconds() / 1000))
+            }
         }
         if let s = session {
             session = nil

@@ -21,6 +21,7 @@ extension Connection {
             refuseConnect(code, why)
             return false
         case .accept(let username, let claims):
+            if let username { self.username = username }
             // The authenticated name may differ from CONNECT's (a JWT's sub).
             if username != nil, username != (certificateIdentity ?? c.username),
                refuseIfBanned(clientId: "", username: username) { return false }

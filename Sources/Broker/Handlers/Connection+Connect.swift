@@ -1,5 +1,6 @@
 import EventLoop
 import MQTTCodec
+import RuleEngine
 
 extension Connection {
     /// CONNECT (MQTT 3.1.1 §3.1, 5.0 §3.1): validate, then find or create the session.
@@ -26,6 +27,7 @@ extension Connection {
             assigned = id
         }
         clientId = id
+        username = certificateIdentity ?? c.username
 
         // [bans], before credentials are checked: a banned client costs no password hash.
         if refuseIfBanned(clientId: assigned == nil ? id : "", username: certificateIdentity ?? c.username) { return }
@@ -155,6 +157,13 @@ extension Connection {
         send(.connack(ConnAckPacket(sessionPresent: present, reasonCode: .success, properties: props)))
         logger.debug("client \(clientId) connected from \(peer) (\(version), session present: \(present))")
         broker.resume(session)
+        let (id, user, peer, v, ka, clean, expiryInterval) = (clientId, username, self.peer, version, keepAliveMilliseconds / 1500, !present, expiry)
+        broker.fireEvent(.clientConnected, on: context) {
+            .clientConnected(clientid: id, username: user, peername: peer, sockname: "",
+                             protoName: v == .v3_1 ? "MQIsdp" : "MQTT", protoVer: Int(v.rawValue),
+                             keepalive: Int(ka), cleanStart: clean, expiryInterval: Int64(expiryInterval),
+                             connectedAt: Int64(wallClockMicroseconds() / 1000))
+        }
         resumeReading()
     }
 

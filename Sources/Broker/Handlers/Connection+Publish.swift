@@ -46,7 +46,7 @@ extension Connection {
             properties: version == .v5 ? Message.passthrough(p.properties) : Properties(),
             expiresAt: p.properties.messageExpiryInterval.map { now + UInt64($0) * 1000 },
             publisher: ObjectIdentifier(session), publisherClientId: clientId,
-            receivedAt: context.wallClock)
+            receivedAt: context.wallClock, publisherUsername: username, peerhost: peer)
 
         switch p.qos {
         case .atMostOnce:

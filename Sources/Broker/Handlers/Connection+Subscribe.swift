@@ -1,4 +1,6 @@
+import EventLoop
 import MQTTCodec
+import RuleEngine
 
 extension Connection {
     /// SUBSCRIBE (MQTT 3.1.1 §3.8, 5.0 §3.8): one reason code per filter, then retained messages.
@@ -35,6 +37,13 @@ extension Connection {
             retainedToSend.append((Subscription(filter: sub.filter, options: options), isNew))
         }
         send(.suback(SubAckPacket(packetId: s.packetId, reasonCodes: codes)))
+        for (sub, _) in retainedToSend {
+            let (id, user, peer) = (clientId, username, self.peer)
+            broker.fireEvent(.sessionSubscribed, on: context) {
+                .session(.sessionSubscribed, clientid: id, username: user, peerhost: peer, topic: sub.filter,
+                         qos: Int(sub.options.qos.rawValue), timestamp: Int64(wallClockMicroseconds() / 1000))
+            }
+        }
         for (sub, isNew) in retainedToSend {
             // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-?, 5.0 §4.8.2].
             if Topic.parseShared(sub.filter) != nil { continue }
@@ -54,6 +63,13 @@ extension Connection {
         for f in u.filters {
             let existed = broker.unsubscribe(session, filter: f)
             codes.append(existed ? .success : .noSubscriptionExisted)
+            if existed {
+                let (id, user, peer) = (clientId, username, self.peer)
+                broker.fireEvent(.sessionUnsubscribed, on: context) {
+                    .session(.sessionUnsubscribed, clientid: id, username: user, peerhost: peer, topic: f,
+                             qos: 0, timestamp: Int64(wallClockMicroseconds() / 1000))
+                }
+            }
         }
         send(.unsuback(UnsubAckPacket(packetId: u.packetId, reasonCodes: version == .v5 ? codes : [])))
     }

@@ -1,0 +1,147 @@
+import EventLoop
+import MQTTCodec
+import RuleEngine
+
+// The rule engine's place on the path of a message: after routing, the rules whose FROM matches
+// the topic run on the publisher's loop (compiled; the payload's JSON is indexed at most once per
+// message however many rules read it), and their actions run right there: republish goes back
+// through `publish` (without re-running rules, so a rule cannot loop), log writes a log line.
+// Bridge actions are refused when rules load until bridges exist.
+
+extension Broker {
+    /// Installs a new rule set on every loop (each swaps it in between two messages).
+    public func replaceRules(_ set: RuleSet) {
+        currentRules.withLock { $0 = set }
+        for ctx in contexts {
+            ctx.loop.execute { ctx.rules = set }
+        }
+        logger.info("rules: \(set.rules.count) active\(set.rules.isEmpty ? "" : " (" + set.rules.map(\.name).joined(separator: ", ") + ")")")
+    }
+
+    /// Runs the rules matching a published message.
+    func runRules(for message: Message, on ctx: LoopContext) {
+        let set = ctx.rules
+        guard !set.index.isEmpty else { return }
+        ctx.ruleMatches.removeAll(keepingCapacity: true)
+        set.index.match(message.topic, into: &ctx.ruleMatches)
+        guard !ctx.ruleMatches.isEmpty else { return }
+        let now = wallClockMicroseconds() / 1000
+        let input = RuleInput.publish(
+            id: "", clientid: message.publisherClientId, username: message.publisherUsername,
+            topic: message.topic, qos: Int(message.qos.rawValue), retain: message.retain, payload: message.payload,
+            peerhost: message.peerhost, timestamp: Int64(now),
+            userProperties: message.properties.userProperties.map { (name: $0.name, value: $0.value) })
+        let ec = ctx.evaluationContext(input)
+        for i in ctx.ruleMatches {
+            evaluate(set, rule: i, ec, on: ctx, original: message)
+        }
+    }
+
+    /// Runs the rules listening to an `$events/…` topic; `makeInput` is called only when one does.
+    func fireEvent(_ event: RuleEvent, on ctx: LoopContext, _ makeInput: () -> RuleInput) {
+        let set = ctx.rules
+        guard let indices = set.eventRules[event], !indices.isEmpty else { return }
+        let ec = ctx.evaluationContext(makeInput())
+        for i in indices { evaluate(set, rule: i, ec, on: ctx, original: nil) }
+    }
+
+    private func evaluate(_ set: RuleSet, rule i: Int, _ ec: EvaluationContext, on ctx: LoopContext, original: Message?) {
+        let rule = set.rules[i]
+        let m = set.metrics[i]
+        RuleMetrics.bump(m.matched)
+        let rows: [Value]
+        do {
+            rows = try rule.evaluate(ec)
+        } catch {
+            RuleMetrics.bump(m.failed)
+            RuleMetrics.bump(m.failedException)
+            logger.debug("rule \(rule.name): \(error)")
+            if let original, configuration.rules.deadLetter {
+                deadLetter(original, rule: rule.name, error: "\(error)", on: ctx)
+            }
+            return
+        }
+        if rows.isEmpty {
+            RuleMetrics.bump(m.failed)
+            RuleMetrics.bump(m.failedNoResult)
+            return
+        }
+        RuleMetrics.bump(m.passed)
+        for row in rows {
+            for action in rule.actions {
+                RuleMetrics.bump(m.actionsTotal)
+                if run(action, row: row, rule: rule, on: ctx) {
+                    RuleMetrics.bump(m.actionsSuccess)
+                } else {
+                    RuleMetrics.bump(m.actionsFailed)
+                }
+            }
+        }
+    }
+
+    private func run(_ action: Action, row: Value, rule: Rule, on ctx: LoopContext) -> Bool {
+        switch action.target {
+        case .republish:
+            guard let topic = action[argument: "topic"]?.render(row), Topic.isValidName(topic) else {
+                logger.debug("rule \(rule.name): republish topic is not a valid topic name")
+                return false
+            }
+            let payload = action[argument: "payload"]?.renderBytes(row) ?? Array(JSONWriter.string(row).utf8)
+            var qos = QoS.atMostOnce
+            if let t = action[argument: "qos"] {
+                guard let q = Self.int(t.value(row)), let v = QoS(rawValue: UInt8(clamping: q)), q >= 0 else { return false }
+                qos = v
+            }
+            var retain = false
+            if let t = action[argument: "retain"] {
+                switch t.value(row) {
+                case .bool(let b): retain = b
+                case .string(let s): retain = s == "true"
+                case .int(let n): retain = n != 0
+                default: return false
+                }
+            }
+            var props = Properties()
+            if let t = action[argument: "user_properties"], case .map(let map) = t.value(row) {
+                for (k, v) in zip(map.keys, map.values) {
+                    props.userProperties.append(UserProperty(k, v.stringValue ?? JSONWriter.string(v)))
+                }
+            }
+            let message = Message(topic: topic, payload: payload, qos: qos, retain: retain, properties: props,
+                                  expiresAt: nil, publisher: nil, publisherClientId: "", receivedAt: ctx.wallClock)
+            publish(message, from: ctx, runRules: false)
+            return true
+        case .log:
+            let text = action[argument: "message"]?.render(row) ?? JSONWriter.string(row)
+            let level = action[argument: "level"]?.render(row) ?? "info"
+            logger.log(level: .init(rawValue: level) ?? .info, "rule \(rule.name): \(text)")
+            return true
+        case .bridge(let kind, let name):
+            // Refused when the rules load; kept total for the day bridges exist.
+            logger.error("rule \(rule.name): bridge \(kind).\(name) is not available")
+            return false
+        }
+    }
+
+    private static func int(_ v: Value) -> Int? {
+        switch v {
+        case .int(let n): return Int(n)
+        case .float(let d): return Int(d)
+        case .string(let s): return Int(s)
+        default: return nil
+        }
+    }
+
+    /// A message a rule could not evaluate goes to `$dlq/rules/<rule>` unchanged, with the error
+    /// as the user property `error` (for MQTT 5 subscribers).
+    private func deadLetter(_ original: Message, rule: String, error: String, on ctx: LoopContext) {
+        var props = Properties()
+        props.userProperties = [UserProperty("error", String(error.split(separator: "\n").first ?? "")),
+                                UserProperty("topic", original.topic),
+                                UserProperty("clientid", original.publisherClientId)]
+        let m = Message(topic: "$dlq/rules/" + rule, payload: original.payload, qos: original.qos, retain: false,
+                        properties: props, expiresAt: nil, publisher: nil, publisherClientId: "",
+                        receivedAt: ctx.wallClock)
+        publish(m, from: ctx, runRules: false)
+    }
+}

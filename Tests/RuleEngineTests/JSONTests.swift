@@ -1,0 +1,63 @@
+import XCTest
+@testable import RuleEngine
+
+/// The payload tape, whole-document decoding and the writer.
+final class JSONTests: XCTestCase {
+    func decode(_ s: String) -> Value? { JSONParser.parseValue(s) }
+
+    func testScalars() {
+        XCTAssertEqual(decode("1"), 1)
+        XCTAssertEqual(decode("-0"), 0)
+        XCTAssertEqual(decode("1.5"), 1.5)
+        XCTAssertEqual(decode("1e3"), 1000.0)
+        XCTAssertEqual(decode("-2.5E-3"), -0.0025)
+        XCTAssertEqual(decode("9223372036854775807"), .int(.max))
+        XCTAssertEqual(decode("-9223372036854775808"), .int(.min))
+        XCTAssertEqual(decode("9223372036854775808"), .float(9223372036854775808.0))
+        XCTAssertEqual(decode("0.1"), 0.1)
+        XCTAssertEqual(decode("123456789012345678901234567890"), .float(1.2345678901234568e29))
+        XCTAssertEqual(decode(" true "), true)
+        XCTAssertEqual(decode("null"), .null)
+        XCTAssertEqual(decode(#""a\nb\u0041\/""#), "a\nbA/")
+    }
+
+    func testContainersKeepOrder() {
+        let v = decode(#"{"b":1,"a":[1,{"c":[]}],"e":{}}"#)
+        XCTAssertEqual(v?.mapValue?.keys, ["b", "a", "e"])
+        XCTAssertEqual(v?["a"], [1, .map(ValueMap(["c": []]))])
+    }
+
+    func testInvalid() {
+        for bad in ["", "{", "[1,]", "{\"a\"}", "01", "1.", "-", "tru", "\"a", "{\"a\":1}x", "[1 2]", "\"\u{01}\"", #""\x""#, "1e"] {
+            XCTAssertNil(decode(bad), bad)
+        }
+    }
+
+    func testHostileDepthIsRejectedNotCrashing() {
+        XCTAssertNil(decode(String(repeating: "[", count: 100_000)))
+        XCTAssertNotNil(decode(String(repeating: "[", count: 100) + String(repeating: "]", count: 100)))
+    }
+
+    func testTapeLookups() {
+        let tape = JSONTape(parsing: Array(#"{"a":{"b":[10,20,{"c":true}]},"z":1}"#.utf8))
+        let a = tape.member(of: 0, key: Array("a".utf8))!
+        let b = tape.member(of: a, key: Array("b".utf8))!
+        XCTAssertEqual(tape.value(at: tape.element(of: b, index: 2)!), 20)
+        XCTAssertEqual(tape.value(at: tape.element(of: b, index: -1)!), .map(ValueMap(["c": true])))
+        XCTAssertNil(tape.element(of: b, index: 4))
+        XCTAssertEqual(tape.value(at: tape.member(of: 0, key: Array("z".utf8))!), 1)
+        XCTAssertNil(tape.member(of: 0, key: Array("q".utf8)))
+    }
+
+    func testWriter() {
+        let v: Value = .map(ValueMap(["s": "q\"\\\n\u{01}", "i": 1, "f": 2.5, "w": 3.0, "b": false, "n": .null,
+                                      "u": .undefined, "a": [1, .undefined], "bin": .binary(Array("hi".utf8))]))
+        XCTAssertEqual(JSONWriter.string(v), #"{"s":"q\"\\\n\u0001","i":1,"f":2.5,"w":3.0,"b":false,"n":null,"a":[1,null],"bin":"hi"}"#)
+        XCTAssertEqual(JSONWriter.string(.float(.infinity)), "null")
+    }
+
+    func testRoundTrip() {
+        let text = #"{"vin":"V","speed":142.5,"pos":{"lat":48.1,"tags":["a"]},"n":-3,"ok":true,"x":null}"#
+        XCTAssertEqual(JSONWriter.string(decode(text)!), text)
+    }
+}
