@@ -37,7 +37,10 @@ extension Broker {
             ctx.outbound[i].removeAll(keepingCapacity: true)
         }
         ctx.matches.removeAll(keepingCapacity: true)
-        if runRules { self.runRules(for: message, on: ctx) }
+        if runRules {
+            if count == 0 { fireMessageEvent(.messageDropped, message, to: nil, reason: "no_subscribers", on: ctx) }
+            self.runRules(for: message, on: ctx)
+        }
         return count
     }
 
@@ -94,6 +97,8 @@ extension Broker {
 
     private func drop(_ d: Delivery, reason: String) {
         let s = d.session
+        fireMessageEvent(.messageDropped, d.message, to: s, reason: reason.hasPrefix("queue full") ? "queue_full" : "client_slow",
+                         on: contexts[s.owner])
         s.droppedMessages += 1
         stats.publishDropped.wrappingAdd(1, ordering: .relaxed)
         // Logged at the first drop and then at most every 10 s per session, with the count, so a
@@ -119,7 +124,8 @@ extension Broker {
     /// PUBACK / PUBCOMP (or an error PUBREC) ends an outbound exchange.
     func acknowledge(_ s: Session, packetId: UInt16, expecting: OutboundMessage.State) {
         guard let i = s.inflight.firstIndex(where: { $0.packetId == packetId && $0.state == expecting }) else { return }
-        s.inflight.remove(at: i)
+        let done = s.inflight.remove(at: i)
+        fireMessageEvent(.messageAcked, done.message, to: s, on: contexts[s.owner])
         fillWindow(s)
     }
 

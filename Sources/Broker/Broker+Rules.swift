@@ -45,6 +45,22 @@ extension Broker {
         for i in indices { evaluate(set, rule: i, ec, on: ctx, original: nil) }
     }
 
+    /// message_delivered / message_acked / message_dropped. Messages made by the broker itself
+    /// ($SYS, rule output, dead letters) do not fire them, so an event rule cannot feed itself.
+    func fireMessageEvent(_ event: RuleEvent, _ message: Message, to session: Session?, reason: String = "",
+                          on ctx: LoopContext) {
+        guard ctx.rules.listensToMessageEvents, message.publisher != nil else { return }
+        fireEvent(event, on: ctx) {
+            let now = Int64(wallClockMicroseconds() / 1000)
+            let original = RuleInput.publish(
+                clientid: message.publisherClientId, username: message.publisherUsername, topic: message.topic,
+                qos: Int(message.qos.rawValue), retain: message.retain, payload: message.payload,
+                peerhost: message.peerhost, timestamp: message.receivedAt * 1000)
+            return .messageEvent(event, message: original, clientid: session?.clientId ?? "",
+                                 username: session?.connection?.username, reason: reason, timestamp: now)
+        }
+    }
+
     private func evaluate(_ set: RuleSet, rule i: Int, _ ec: EvaluationContext, on ctx: LoopContext, original: Message?) {
         let rule = set.rules[i]
         let m = set.metrics[i]

@@ -134,6 +134,7 @@ extension Connection {
             send(.publish(packet))
         }
         BrokerStats.add(broker.stats.publishSent, 1)
+        broker.fireMessageEvent(.messageDelivered, message, to: session, on: context)
         return true
     }
 }

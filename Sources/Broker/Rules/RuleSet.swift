@@ -35,6 +35,9 @@ public final class RuleSet: Sendable {
     /// Rules listening to each `$events/…` topic.
     let eventRules: [RuleEvent: [Int]]
     public let metrics: [RuleMetrics]
+    /// Whether any rule listens to message_delivered / message_acked / message_dropped: checked
+    /// per delivery, so a plain Bool rather than a dictionary look-up.
+    let listensToMessageEvents: Bool
 
     public init(rules: [Rule]) {
         self.rules = rules
@@ -44,6 +47,7 @@ public final class RuleSet: Sendable {
             for e in r.events { events[e, default: []].append(i) }
         }
         eventRules = events
+        listensToMessageEvents = events[.messageDelivered] != nil || events[.messageAcked] != nil || events[.messageDropped] != nil
         metrics = rules.map { _ in RuleMetrics() }
     }
 
