@@ -54,20 +54,18 @@ enum RuleFiles {
                 errors.append("\(file): cannot read: \(reason(error))")
                 continue
             }
-            let rule: Rule
             do throws(RuleError) {
-                rule = try RuleParser.parse(text, file: file)
-                try checkActions(rule, text: text, bridges: bridges)
+                let rule = try RuleParser.parse(text, file: file)
                 if let other = seen[rule.name] {
                     throw semanticError("duplicate rule name '\(rule.name)' (also in \(other))",
                                         file: file, text: text, at: rule.statement.nameLocation)
                 }
+                seen[rule.name] = file
+                try checkActions(rule, text: text, bridges: bridges)
+                rules.append(rule)
             } catch {
                 errors.append(error.description)
-                continue
             }
-            seen[rule.name] = file
-            rules.append(rule)
         }
         if !errors.isEmpty { throw LoadError(description: errors.joined(separator: "\n")) }
         return rules

@@ -121,7 +121,8 @@ def toml_value(v) -> str:
 class Broker:
     host = "127.0.0.1"
 
-    def __init__(self, kind: str = BROKER_KIND, auth: dict | None = None, bans: dict | None = None, **overrides):
+    def __init__(self, kind: str = BROKER_KIND, auth: dict | None = None, bans: dict | None = None,
+                 rules: dict | None = None, **overrides):
         unknown = set(overrides) - set(DEFAULT_LIMITS) - EXTRA_LIMITS
         if unknown:
             raise ValueError(f"unknown broker settings: {unknown}")
@@ -131,6 +132,8 @@ class Broker:
         self.auth = auth or {}
         # Turnpike's [bans] table: client_ids, usernames, cidrs (lists of str).
         self.bans = bans or {}
+        # Turnpike's [rules] table: dir (str), dead_letter (bool); see test_rules.py.
+        self.rules = rules or {}
         self.dir = Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
         self.log_path = self.dir / "broker.log"
         self.port = 0
@@ -146,6 +149,8 @@ class Broker:
             lines += ["", "[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()]
         if self.bans:
             lines += ["", "[bans]"] + [f"{k} = {toml_value(v)}" for k, v in self.bans.items()]
+        if self.rules:
+            lines += ["", "[rules]"] + [f"{k} = {toml_value(v)}" for k, v in self.rules.items()]
         path = self.dir / "turnpike.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
