@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTEST := .venv-test/bin/pytest
 
-.PHONY: run test deps test-deps build release unit integration clean fuzz
+.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules
 
 ## run: install what is missing, build release, make the development certificates when absent,
 ## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883)
@@ -42,3 +42,12 @@ clean:
 ## fuzz: libFuzzer + ASan on the MQTT decoder for FUZZ_SECONDS (default 60)
 fuzz: deps
 	fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+## bench: Turnpike against mosquitto, all scenarios, 3 runs (~25 min); results in bench/results/
+bench: deps
+	bench/run.sh
+
+## bench-rules: rule evaluations per second per core (release build)
+bench-rules: deps
+	$(SWIFT) build -c release --product rulebench
+	.build/release/rulebench

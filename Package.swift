@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "turnpike", targets: ["turnpike"]),
         .executable(name: "mqbench", targets: ["mqbench"]),
+        .executable(name: "rulebench", targets: ["rulebench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +61,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: loopConfined),
+        .executableTarget(name: "rulebench", dependencies: ["RuleEngine"], path: "bench/rulebench"),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
