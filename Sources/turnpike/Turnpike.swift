@@ -95,6 +95,12 @@ struct Serve: ParsableCommand {
         // here with sigwait, so no handler ever runs on a loop thread.
         cshim_block_signals()
         // A bad rule file stops the start with file:line:col; on SIGHUP it keeps the old rules.
+        // Without [rules] dir, rules/ is next to the configuration file (or in the working
+        // directory for the embedded default): a config file elsewhere never picks up ./rules.
+        if let path, !ConfigFile.explicitRulesDirectory {
+            let dir = (path as NSString).deletingLastPathComponent
+            cfg.rules.directory = dir.isEmpty ? "rules" : dir + "/rules"
+        }
         let rulesPath = cfg.rules.directory
         let mustExist = ConfigFile.explicitRulesDirectory
         let rules: RuleSet
