@@ -589,6 +589,10 @@ class SubProc:
     def wait_messages(self, n: int, timeout: float = 5.0) -> list[dict]:
         with self._cond:
             self._cond.wait_for(lambda: len(self.lines) >= n or self.proc.poll() is not None, timeout)
+        if self.proc.poll() is not None:
+            # mosquitto_sub -C N exits right after printing its last message: let the reader
+            # thread finish parsing that output before counting (this raced and returned []).
+            self._t.join(2)
         return self.messages()
 
     def wait_exit(self, timeout: float = 10.0) -> int:
