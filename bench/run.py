@@ -849,7 +849,10 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
     w = md.append
     w(f"# Turnpike vs mosquitto — {started:%Y-%m-%d %H:%M} UTC")
     w("")
-    w(f"`bench/run.sh {' '.join(args.argv)}`".replace(" `", "`") + f" — {args.runs} run(s) of each "
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("TURNPIKE_BIN", "MQBENCH_BIN")
+                   if k in os.environ)
+    cmdline = f"{env} bench/run.py" if env else "bench/run.sh"
+    w(f"`{cmdline} {' '.join(args.argv)}`".replace(" `", "`") + f" — {args.runs} run(s) of each "
       f"scenario{' (--quick: short runs, small counts; a smoke test, not a measurement)' if args.quick else ''}; "
       f"took {(finished - started).total_seconds() / 60:.1f} min.")
     w("")
@@ -858,7 +861,7 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
     w(f"- {info['nproc']} cores: {info['cpu']}; {info['mem']} memory; Linux {info['kernel']}")
     w(f"- open-file limit {info['nofile'][0]} (hard {info['nofile'][1]}); ephemeral ports "
       f"{info['port_range'][0]}–{info['port_range'][1]}")
-    w(f"- Turnpike `{info['turnpike_rev']}` (release build), `--threads 2`")
+    w(f"- Turnpike `{info['turnpike_rev']}`, release build, `--threads 2`")
     w(f"- {info['mosquitto']} (Debian package), single-threaded by design")
     w("- load generator: mqbench (this repo, release build), MQTT 5, on the same 2 cores as the "
       "broker: every figure includes the competition between the broker and its clients")
@@ -1163,11 +1166,12 @@ def make_charts(outdir, stem, runs_data, order, P):
         for idx in range(len(keys), nrows * ncols):
             axes[idx // ncols][idx % ncols].axis("off")
         handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper right", ncol=2, fontsize=10)
         fig.suptitle(f"{title} — median of {len(per_rep)} run(s), bars: min–max; "
                      "T/m = Turnpike/mosquitto (green: Turnpike better, red: mosquitto better)",
-                     fontsize=11, x=0.01, ha="left")
-        fig.tight_layout(rect=(0, 0, 1, 0.94))
+                     fontsize=11, x=0.01, y=0.995, ha="left")
+        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.01, 0.965), ncol=2,
+                   fontsize=10, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.92))
         fname = f"{stem}-{letter}.png"
         fig.savefig(outdir / fname, dpi=90)
         plt.close(fig)
