@@ -38,12 +38,10 @@ extension Broker {
             ("subscriptions/count", "\(stats.subscriptions.load(ordering: .relaxed))"),
             ("retained messages/count", "\(retained.count)"),
         ]
-        let now = ctx.loop.now
         for (name, value) in values {
             let m = Message(topic: "$SYS/broker/" + name, payload: Array(value.utf8), qos: .atMostOnce, retain: true,
                             properties: Properties(), expiresAt: nil, publisher: nil,
                             publisherClientId: "", receivedAt: ctx.wallClock)
-            _ = now
             publish(m, from: ctx)
         }
         let rules = currentRules.withLock { $0 }

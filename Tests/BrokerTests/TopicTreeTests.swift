@@ -285,3 +285,22 @@ final class TopicTreeTests: XCTestCase {
         XCTAssertNil(solo.pickShared(g, excluding: only[0]))
     }
 }
+
+final class RuleIndexTests: XCTestCase {
+    /// Overlapping FROM filters of one rule run it once; results come in rule order; '$' topics
+    /// need an explicit '$' filter.
+    func testEachMatchingRuleOnceInRuleOrder() {
+        let index = RuleIndex(filters: [["cars/#"], ["cars/+/telemetry", "cars/VIN1/#", "#"], ["trucks/#"], ["$events/client_connected"]])
+        var out: [Int] = []
+        index.match("cars/VIN1/telemetry", into: &out)
+        XCTAssertEqual(out, [0, 1])
+        out.removeAll()
+        index.match("cars", into: &out)
+        XCTAssertEqual(out, [0, 1], "'cars/#' matches its parent and '#' matches everything")
+        out.removeAll()
+        index.match("$events/client_connected", into: &out)
+        XCTAssertEqual(out, [3], "'#' does not match '$' topics")
+        XCTAssertEqual(splitFirstLevel("/x").level, "")
+        XCTAssertEqual(splitFirstLevel("a").rest, nil)
+    }
+}

@@ -38,25 +38,22 @@ final class RuleIndex: Sendable {
         let isDollar = topic.utf8.first == UInt8(ascii: "$")
         walk(root, Substring(topic), depth: 0, isDollar: isDollar, &out)
         if out.count - start > 1 {
-            // Several filters of one rule may match: keep one, in rule order.
-            var seen = Set<Int>()
-            let unique = out[start...].filter { seen.insert($0).inserted }.sorted()
-            out.replaceSubrange(start..., with: unique)
+            // Several filters may match: keep each rule once, in rule order, sorting in place
+            // so the per-message path allocates nothing.
+            out[start...].sort()
+            var write = start + 1
+            for read in (start + 1)..<out.count where out[read] != out[write - 1] {
+                out[write] = out[read]
+                write += 1
+            }
+            out.removeLast(out.count - write)
         }
     }
 
     private func walk(_ node: Node, _ topic: Substring, depth: Int, isDollar: Bool, _ out: inout [Int]) {
         let wildcards = !(depth == 0 && isDollar)
         if wildcards, let hash = node.children["#"] { out.append(contentsOf: hash.rules) }
-        let level: Substring
-        let rest: Substring?
-        if let slash = topic.utf8.firstIndex(of: UInt8(ascii: "/")) {
-            level = topic[topic.startIndex..<slash]
-            rest = topic[topic.utf8.index(after: slash)...]
-        } else {
-            level = topic
-            rest = nil
-        }
+        let (level, rest) = splitFirstLevel(topic)
         if let exact = node.children[level] { descend(exact, rest, depth: depth, isDollar: isDollar, &out) }
         if wildcards, let plus = node.children["+"] { descend(plus, rest, depth: depth, isDollar: isDollar, &out) }
     }

@@ -177,15 +177,7 @@ final class TopicTree: @unchecked Sendable {
             collect(hash, out: &out, seen: &seen)
         }
         // Split off the next level without allocating.
-        let level: Substring
-        let rest: Substring?
-        if let slash = topic.utf8.firstIndex(of: UInt8(ascii: "/")) {
-            level = topic[topic.startIndex..<slash]
-            rest = topic[topic.utf8.index(after: slash)...]
-        } else {
-            level = topic
-            rest = nil
-        }
+        let (level, rest) = splitFirstLevel(topic)
         if let exact = node.children[level] {
             descend(exact, rest: rest, depth: depth, isDollar: isDollar, out: &out, seen: &seen)
         }
