@@ -26,6 +26,9 @@ public final class Broker: @unchecked Sendable {
     /// with passwords costs one core at most and never stalls a loop.
     let credentialQueue = DispatchQueue(label: "turnpike.credentials")
     var sysTimerStorage: LoopTimer?
+    var trimTimerStorage: LoopTimer?
+    /// Most clients connected since the heap was last trimmed (loop 0 only).
+    var trimPeak = 0
     /// CONNECTs per client id, for flapping detection (Broker+Overload.swift).
     let flapping = Mutex(FlappingTracker())
     /// When a banned client id or user name was last logged (at most every 10 s).
@@ -67,6 +70,7 @@ public final class Broker: @unchecked Sendable {
         if configuration.sysInterval > 0 {
             contexts[0].loop.execute { [unowned self] in self.startSysTimer() }
         }
+        contexts[0].loop.execute { [unowned self] in self.startTrimTimer() }
         logger.info("turnpike \(Broker.version) running with \(group.loops.count) loop(s)")
         return ports
     }

@@ -13,3 +13,6 @@ int cshim_bind_address_no_port(int fd) {
     int one = 1;
     return setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
 }
+
+#include <malloc.h>
+int cshim_malloc_trim(void) { return malloc_trim(0); }

@@ -41,4 +41,13 @@ final class OverloadTests: XCTestCase {
         XCTAssertEqual(record("c", 200_002), .admit)
         XCTAssertEqual(record("c", 210_000), .admit, "a new window")
     }
+
+    func testHeapIsTrimmedOnlyAfterAMassDeparture() {
+        XCTAssertFalse(Broker.shouldTrim(peak: 0, now: 0))
+        XCTAssertFalse(Broker.shouldTrim(peak: 900, now: 0), "fewer than 1,000 left: not worth a trim")
+        XCTAssertTrue(Broker.shouldTrim(peak: 1_000, now: 0))
+        XCTAssertFalse(Broker.shouldTrim(peak: 19_000, now: 17_000), "1,000 of 19,000 is no mass departure")
+        XCTAssertTrue(Broker.shouldTrim(peak: 19_000, now: 14_250))
+        XCTAssertFalse(Broker.shouldTrim(peak: 5_000, now: 6_000), "growing")
+    }
 }

@@ -91,6 +91,10 @@ int cshim_connect(int fd, const struct sockaddr *addr, socklen_t len);
 /// connect time (the 4-tuple must be unique, not the port: more than 64k connections per source).
 int cshim_bind_address_no_port(int fd);
 
+/// Returns the heap's free memory to the kernel (glibc malloc_trim(0), every arena): 1 if some
+/// was released. glibc otherwise keeps what thousands of departed clients used.
+int cshim_malloc_trim(void);
+
 /// Microseconds since the epoch (CLOCK_REALTIME), for timestamps compared across processes.
 static inline uint64_t cshim_wall_us(void) {
     struct timespec ts;
