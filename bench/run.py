@@ -9,7 +9,8 @@ Scenarios (see bench/README.md):
   c  fan-out, 1 publisher -> 1,000 subscribers, QoS 0, fixed rate
   d  latency at a fixed 20,000 msg/s QoS 1 fan-in, 256 B
   e  fleet: 10,000 cars at 1 msg/s QoS 1, shared-subscription backend of 4
-  f  connection and fan-in scenarios over TLS: not run (no TLS yet in this harness)
+  f  (a) and (b) over TLS: idle TLS connections (handshake cost, RSS per TLS connection) and
+     the fan-in ramp with every client on TLS (certificates from certs/make-dev-certs.sh)
 
 Needs: .build/release/{turnpike,mqbench} (swift build -c release), mosquitto, matplotlib for the
 charts (bench/run.sh sets all of that up). Brokers run one at a time, each on a fresh port.
@@ -70,6 +71,40 @@ sys_interval 0
 set_tcp_nodelay true
 log_type error
 max_connections -1
+"""
+
+# (f): the same settings, but the clients' listener is TLS (a plain one stays for the
+# harness's own liveness check only). Certificates: certs/make-dev-certs.sh (RSA 2048, TLS 1.3
+# negotiated by both). `user root`: started as root, mosquitto would otherwise drop to a user
+# that cannot read the key in the harness's private temporary directory.
+TURNPIKE_TLS_LISTENERS = """
+[[listeners]]
+bind = "127.0.0.1"
+port = {plain}
+
+[[listeners]]
+bind = "127.0.0.1"
+port = {port}
+certfile = "{certs}/server.crt"
+keyfile = "{certs}/server.key"
+"""
+
+MOSQUITTO_TLS_CONF = """\
+per_listener_settings false
+user root
+allow_anonymous true
+persistence false
+max_inflight_messages 20
+max_queued_messages 1000
+max_packet_size 1048576
+sys_interval 0
+set_tcp_nodelay true
+log_type error
+max_connections -1
+listener {plain} 127.0.0.1
+listener {port} 127.0.0.1
+certfile {certs}/server.crt
+keyfile {certs}/server.key
 """
 
 FULL = dict(
@@ -146,8 +181,10 @@ def machine_busy(seconds):
 
 
 class Broker:
-    def __init__(self, kind, workdir):
+    def __init__(self, kind, workdir, tls=None):
+        """tls: the directory of make-dev-certs.sh's files, for a TLS listener."""
         self.kind = kind
+        self.tls = tls
         self.workdir = Path(workdir)
         self.proc = None
         self.port = None
@@ -156,15 +193,24 @@ class Broker:
 
     def start(self):
         self.port = free_port()
+        plain = free_port() if self.tls else self.port
         if self.kind == "turnpike":
             cfg = self.workdir / "turnpike.toml"
-            cfg.write_text(TURNPIKE_TOML)
-            cmd = [str(TURNPIKE), "serve", "--config", str(cfg), "--bind", HOST,
-                   "--port", str(self.port), "--log-level", "warning", "--threads", "2",
-                   "--data", str(self.workdir / "data")]
+            cmd = [str(TURNPIKE), "serve", "--config", str(cfg), "--log-level", "warning",
+                   "--threads", "2", "--data", str(self.workdir / "data")]
+            if self.tls:
+                cfg.write_text(TURNPIKE_TOML + TURNPIKE_TLS_LISTENERS.format(
+                    plain=plain, port=self.port, certs=self.tls))
+            else:
+                cfg.write_text(TURNPIKE_TOML)
+                cmd[4:4] = ["--bind", HOST, "--port", str(self.port)]
         else:
             cfg = self.workdir / "mosquitto.conf"
-            cfg.write_text(MOSQUITTO_CONF.format(port=self.port))
+            if self.tls:
+                cfg.write_text(MOSQUITTO_TLS_CONF.format(plain=plain, port=self.port,
+                                                         certs=self.tls))
+            else:
+                cfg.write_text(MOSQUITTO_CONF.format(port=self.port))
             cmd = [MOSQUITTO, "-c", str(cfg)]
         self.command = cmd
         self.logpath = self.workdir / f"{self.kind}-{self.port}.log"
@@ -177,7 +223,7 @@ class Broker:
                 raise RuntimeError(f"{self.kind} exited at start ({self.proc.returncode}): "
                                    + self.logpath.read_text()[-2000:])
             try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
+                with socket.create_connection((HOST, plain), timeout=0.5):
                     break
             except OSError:
                 if time.time() > deadline:
@@ -301,6 +347,12 @@ class Client:
             time.sleep(0.02)
         return None
 
+    def publishing_s(self, report):
+        """Seconds the clients published: with -w, the run less the connect phase (which a
+        TLS handshake per client makes long enough to matter at a few seconds per step)."""
+        ready = [float(t) for _, t in self.READY.findall(self.stderr())]
+        return report["duration_s"] - (max(ready) if ready else 0.0)
+
     def live_lines(self):
         return [tuple(int(x) for x in m) for m in self.LIVE.findall(self.stderr())]
 
@@ -338,6 +390,8 @@ class Client:
 
 
 def common(broker):
+    if broker.tls:     # the clients verify the server, as a car would
+        return ["-h", HOST, "-p", broker.port, "-S", "--cacertfile", f"{broker.tls}/ca.crt"]
     return ["-h", HOST, "-p", broker.port]
 
 
@@ -375,7 +429,7 @@ def run_idle(broker, wd, P):
     rss1, fds = broker.rss_kib(), broker.fds()
     c.interrupt()
     r = c.result(60)
-    time.sleep(1.0)
+    time.sleep(2.5)     # housekeeping after a mass disconnect (Turnpike trims its heap within 1 s)
     rss2 = broker.rss_kib()
     connected = r["connected"]
     if fds < connected:
@@ -416,7 +470,7 @@ def fanin_step(broker, wd, qos, size, rate, dur, drain, tag):
     s = sub.result(30)
     cpu1 = broker.cpu_s()
     rss = broker.rss_kib()
-    pub_s = p["duration_s"]
+    pub_s = pub.publishing_s(p)
     lat = s["latency_ms"]
     return {
         "offered": rate, "sent": p["sent"], "acked": p["acked"], "received": s["received"],
@@ -572,7 +626,7 @@ def run_latency(broker, wd, P):
     m = {
         "lat_p50": lat["p50"], "lat_p90": lat["p90"], "lat_p99": lat["p99"],
         "lat_p99_9": lat["p99_9"], "lat_max": lat["max"],
-        "delivered_rate": s["received"] / p["duration_s"],
+        "delivered_rate": s["received"] / pub.publishing_s(p),
         "loss_pct": loss_pct(p["sent"], s["received"]),
         "cpu_per_m": per_million(cpu1 - cpu0, s["received"]),
         "rss_mib": rss / 1024,
@@ -701,7 +755,21 @@ SCENARIOS = {
     "c": ("fanout", "(c) fan-out: 1 publisher -> {fanout_subs:,} subscribers, QoS 0"),
     "d": ("latency", "(d) latency: 20,000 msg/s QoS 1 fan-in, 256 B"),
     "e": ("fleet", "(e) fleet: {fleet_cars:,} cars, 1 msg/s QoS 1, shared backend of 4"),
+    "f": ("tls", "(f) TLS: (a) and (b) with every client on TLS"),
 }
+# The metric families (tables, charts) a scenario's cases fall into; (f) has two.
+FAMILIES = {"idle": ["idle"], "fanin": ["fanin"], "fanout": ["fanout"], "latency": ["latency"],
+            "fleet": ["fleet"], "tls": ["idle", "fanin"]}
+FAMILY_TITLE = {"idle": "{idle_conns:,} idle connections over TLS",
+                "fanin": "fan-in over TLS: 100 publishers -> 1 subscriber"}
+
+
+def family_of(case):
+    return "fanin" if case.startswith("q") else case
+
+
+def chart_key(letter, family):
+    return letter if len(FAMILIES[SCENARIOS[letter][0]]) == 1 else f"{letter}-{family}"
 
 
 def title_of(letter, P):
@@ -720,20 +788,26 @@ def run_scenario(letter, kind, wd, P):
     crash_notes = []
     logs = {}
     bg = []
-    specs = [(q, s) for q, s in FANIN_CASES] if name == "fanin" else [None]
+    if name == "fanin":
+        specs = [("fanin", q, s) for q, s in FANIN_CASES]
+    elif name == "tls":
+        specs = [("idle",)] + [("fanin", q, s) for q, s in FANIN_CASES]
+    else:
+        specs = [(name,)]
     for spec in specs:
-        b = Broker(kind, wd).start()
+        part = spec[0]
+        b = Broker(kind, wd, tls=CERTS if name == "tls" else None).start()
         bg.append(b.background_cores)
         brokers_cmd = b.command
         try:
-            if name == "idle":
+            if part == "idle":
                 c, n, a = run_idle(b, wd, P)
-            elif name == "fanin":
-                c, n, a, steps = run_fanin(b, wd, P, *spec)
-                extra.append({"case": f"q{spec[0]}-{spec[1]}", "steps": steps})
-            elif name == "fanout":
+            elif part == "fanin":
+                c, n, a, steps = run_fanin(b, wd, P, *spec[1:])
+                extra.append({"case": f"q{spec[1]}-{spec[2]}", "steps": steps})
+            elif part == "fanout":
                 c, n, a = run_fanout(b, wd, P)
-            elif name == "latency":
+            elif part == "latency":
                 c, n, a = run_latency(b, wd, P)
             else:
                 c, n, a = run_fleet(b, wd, P)
@@ -756,6 +830,7 @@ def run_scenario(letter, kind, wd, P):
 
 
 WORK_ROOT = None   # the temporary directory of this run, shown as $WORKDIR
+CERTS = None       # make-dev-certs.sh's files for (f), in WORK_ROOT
 
 
 BIN_DISPLAY = {}   # copies of the binaries -> the paths they were copied from
@@ -844,6 +919,80 @@ def machine_info():
     }
 
 
+def cell(f, v):
+    if v is None:
+        return "–"
+    if v["min"] == v["max"]:
+        return fmt(f, v["median"])
+    return f"{fmt(f, v['median'])} ({fmt(f, v['min'])}–{fmt(f, v['max'])})"
+
+
+def comparison_table(w, per_rep, family, ck):
+    """Turnpike against mosquitto for one case: median (min–max) and the ratio of medians."""
+    w("| metric | Turnpike | mosquitto | ratio T/m | better |")
+    w("| --- | --- | --- | --- | --- |")
+    for key, label, unit, better, f in METRICS[family]:
+        s = {br: summarise([rep[br]["cases"].get(ck, {}).get(key) for rep in per_rep])
+             for br in BROKERS}
+        if all(v is None for v in s.values()):
+            continue
+        rt = ratio_text(s["turnpike"]["median"] if s["turnpike"] else None,
+                        s["mosquitto"]["median"] if s["mosquitto"] else None, better)
+        rt_only = rt.split(" (")[0]
+        who = rt.split(" (")[1].rstrip(")") if " (" in rt else ""
+        direction = {HI: "higher", LO: "lower", None: ""}[better]
+        u = f" ({unit})" if unit else ""
+        w(f"| {label}{u} | {cell(f, s['turnpike'])} | {cell(f, s['mosquitto'])} | {rt_only} | "
+          f"{direction + ' is better' if direction else ''}"
+          f"{': ' + who if who else ''} |")
+    w("")
+
+
+# What TLS costs each broker: the same metric over TLS (f) against plain TCP (a, b) in the
+# same results, medians of each.
+TLS_COST = {
+    "idle": [("connect_rate", "connect rate"), ("cpu_ms_per_1k_conn", "CPU per 1,000 connects"),
+             ("rss_per_conn_kib", "RSS per connection")],
+    "fanin": [("max_lossless", "highest lossless rate"), ("cpu_per_m", "CPU per million"),
+              ("lat_p99", "p99 latency at that rate")],
+}
+PLAIN_OF = {"idle": "a", "fanin": "b"}
+
+TLS_TEXT = (
+    "The connection scenario (a) and the fan-in ramp (b), unchanged, with every client on TLS: "
+    "each broker gets a second listener with the development certificates "
+    "(`certs/make-dev-certs.sh`: RSA 2048 server key signed by a dev CA; both brokers "
+    "negotiate TLS 1.3 with TLS_AES_256_GCM_SHA384 through OpenSSL 3) and mqbench connects with "
+    "`-S --cacertfile ca.crt`, so every client verifies the server's chain and name as a car "
+    "would. Every connect is a full handshake (mqbench does not resume sessions). CPU per 1,000 "
+    "connects is then mostly the server's RSA signature.")
+
+
+def tls_cost_table(w, runs_data, family, case_keys):
+    plain = PLAIN_OF[family]
+    if not any(plain in r["scenarios"] for r in runs_data):
+        return
+    w(f"What TLS costs, per broker: the metric over TLS divided by the same metric in "
+      f"({plain}) of this run (plain TCP).")
+    w("")
+    w("| case | metric | Turnpike TLS/plain | mosquitto TLS/plain |")
+    w("| --- | --- | --- | --- |")
+    for ck in case_keys:
+        for key, label in TLS_COST[family]:
+            cells = []
+            for br in BROKERS:
+                vals = {}
+                for letter in ("f", plain):
+                    vals[letter] = summarise([r["scenarios"][letter][br]["cases"].get(ck, {})
+                                              .get(key) for r in runs_data
+                                              if letter in r["scenarios"]])
+                t, p = vals["f"], vals[plain]
+                cells.append(f"{t['median'] / p['median']:.2f}" if t and p and p["median"]
+                             else "–")
+            w(f"| {CASE_LABEL.get(ck, 'connections')} | {label} | {cells[0]} | {cells[1]} |")
+    w("")
+
+
 def write_results(outdir, stem, args, P, info, runs_data, order, started, finished, charts):
     md = []
     w = md.append
@@ -894,6 +1043,19 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
     w("# mosquitto.conf")
     w(MOSQUITTO_CONF.replace("{port}", "$PORT").rstrip())
     w("```")
+    if "f" in order:
+        w("")
+        w("```toml")
+        w("# turnpike.toml for (f): the same, plus")
+        w(TURNPIKE_TLS_LISTENERS.format(plain="$PLAIN_PORT", port="$PORT",
+                                        certs="$WORKDIR/certs").strip())
+        w("```")
+        w("")
+        w("```")
+        w("# mosquitto.conf for (f)")
+        w(MOSQUITTO_TLS_CONF.format(plain="$PLAIN_PORT", port="$PORT",
+                                    certs="$WORKDIR/certs").rstrip())
+        w("```")
     w("")
     w("</details>")
     w("")
@@ -918,10 +1080,10 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
       f"{P['fanin_step']:g} s of publishing plus {P['fanin_drain']:g} s for the last messages to "
       "arrive, on a topic of its own, once the broker is idle again after the last step. A step passes when the publishers achieved ≥ 90 % of the offered rate and the "
       f"subscriber received ≥ 99.9 % of what was sent with a p99 latency under "
-      f"{FANIN_P99_MAX:g} ms (above that the broker is building a backlog, not keeping up; the "
-      "10 % margin covers the publishers' "
-      "start-up inside the step's duration; a broker that cannot keep up at QoS 1 slows its "
-      "publishers far more than that). **Highest lossless delivered rate** is "
+      f"{FANIN_P99_MAX:g} ms (above that the broker is building a backlog, not keeping up). Rates are over the "
+      "publishing time (the step less the clients' connect phase, which TLS handshakes make "
+      "long); the 10 % margin covers timer jitter in 100 publishers, and a broker that cannot "
+      "keep up at QoS 1 slows its publishers far more than that. **Highest lossless delivered rate** is "
       "the subscriber's rate at the highest passing step (so its resolution is the step size, "
       "about ×1.4); latency and CPU are from that step, i.e. at each broker's own limit, not at "
       "equal load — (d) compares latency at equal load. **Overload** shows what happens past "
@@ -955,9 +1117,7 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
       "whole run; steady-state CPU is sampled after all cars connected. \"Not delivered by the "
       "end\" is telemetry sent but not received when the run stopped (in flight at the stop "
       "included).")
-    w("- (f) connection and fan-in scenarios over TLS: **not run: no TLS yet** in this harness "
-      "(Turnpike's TLS listeners and mqbench's `-S` landed in 43865d5 while it was being "
-      "written).")
+    w("- (f) (a) and (b) again with every client on TLS; see its section.")
     w("")
 
     # Disturbance
@@ -1008,45 +1168,34 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
             continue
         w(f"## {title}")
         w("")
-        if charts.get(letter):
-            w(f"![{title}]({charts[letter]})")
+        if name == "tls":
+            w(TLS_TEXT.format(**P))
             w("")
-        case_keys = []
+        all_cases = []
         for rep in per_rep:
             for br in BROKERS:
                 for ck in rep[br]["cases"]:
-                    if ck not in case_keys:
-                        case_keys.append(ck)
-        for ck in case_keys:
-            if len(case_keys) > 1:
-                w(f"### {CASE_LABEL.get(ck, ck)}")
+                    if ck not in all_cases:
+                        all_cases.append(ck)
+        families = FAMILIES[name]
+        for family in families:
+            case_keys = [ck for ck in all_cases if family_of(ck) == family]
+            h = "##"
+            if len(families) > 1:
+                h = "###"
+                w(f"{h} {FAMILY_TITLE[family].format(**P)}")
                 w("")
-            w("| metric | Turnpike | mosquitto | ratio T/m | better |")
-            w("| --- | --- | --- | --- | --- |")
-            for key, label, unit, better, f in METRICS[name]:
-                s = {br: summarise([rep[br]["cases"].get(ck, {}).get(key) for rep in per_rep])
-                     for br in BROKERS}
-                if all(v is None for v in s.values()):
-                    continue
-                cells = []
-                for br in BROKERS:
-                    v = s[br]
-                    if v is None:
-                        cells.append("–")
-                    elif v["min"] == v["max"]:
-                        cells.append(f"{fmt(f, v['median'])}")
-                    else:
-                        cells.append(f"{fmt(f, v['median'])} ({fmt(f, v['min'])}–{fmt(f, v['max'])})")
-                rt = ratio_text(s["turnpike"]["median"] if s["turnpike"] else None,
-                                s["mosquitto"]["median"] if s["mosquitto"] else None, better)
-                rt_only = rt.split(" (")[0]
-                who = rt.split(" (")[1].rstrip(")") if " (" in rt else ""
-                direction = {HI: "higher", LO: "lower", None: ""}[better]
-                u = f" ({unit})" if unit else ""
-                w(f"| {label}{u} | {cells[0]} | {cells[1]} | {rt_only} | "
-                  f"{direction + ' is better' if direction else ''}"
-                  f"{': ' + who if who else ''} |")
-            w("")
+            ck_chart = chart_key(letter, family)
+            if charts.get(ck_chart):
+                w(f"![{title}]({charts[ck_chart]})")
+                w("")
+            for ck in case_keys:
+                if len(case_keys) > 1:
+                    w(f"{h}# {CASE_LABEL.get(ck, ck)}")
+                    w("")
+                comparison_table(w, per_rep, family, ck)
+            if name == "tls":
+                tls_cost_table(w, runs_data, family, case_keys)
         notes = []
         for i, rep in enumerate(per_rep):
             for br in BROKERS:
@@ -1081,17 +1230,13 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
             for br in BROKERS:
                 w(f"# clients against {LABEL[br]}")
                 w("\n".join(cmds[br]))
-        if name == "fanin":
+        if name in ("fanin", "tls"):
             w("# ramp steps vary -I (100 publishers: -I = 100000 / offered msg/s); "
               "QoS 1 overload runs use -I 0")
         w("```")
         w("")
         w("</details>")
         w("")
-    w("## (f) TLS")
-    w("")
-    w("Not run: no TLS yet in this harness (see above).")
-    w("")
     path = outdir / f"{stem}.md"
     path.write_text("\n".join(md))
     return path
@@ -1107,84 +1252,96 @@ def make_charts(outdir, stem, runs_data, order, P):
         return {}
     charts = {}
     for letter in order:
-        name, title = SCENARIOS[letter][0], title_of(letter, P)
+        name = SCENARIOS[letter][0]
         per_rep = [r["scenarios"][letter] for r in runs_data if letter in r["scenarios"]]
         if not per_rep:
             continue
-        case_keys = []
+        all_cases = []
         for rep in per_rep:
             for br in BROKERS:
                 for ck in rep[br]["cases"]:
-                    if ck not in case_keys:
-                        case_keys.append(ck)
-        mdefs = {k: (label, unit, better, f) for k, label, unit, better, f in METRICS[name]}
-        keys = [k for k in CHART_METRICS[name] if k in mdefs]
-        ncols = 3
-        nrows = math.ceil(len(keys) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.9 * nrows), squeeze=False)
-        for idx, key in enumerate(keys):
-            ax = axes[idx // ncols][idx % ncols]
-            label, unit, better, f = mdefs[key]
-            width = 0.38
-            ymax = 0
-            for ci, ck in enumerate(case_keys):
-                meds = {}
-                for bi, br in enumerate(BROKERS):
-                    s = summarise([rep[br]["cases"].get(ck, {}).get(key) for rep in per_rep])
-                    if s is None:
-                        continue
-                    meds[br] = s["median"]
-                    x = ci + (bi - 0.5) * width
-                    ax.bar(x, s["median"], width, color=COLOR[br],
-                           label=LABEL[br] if ci == 0 else None,
-                           yerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]],
-                           capsize=3, ecolor="#333333")
-                    ymax = max(ymax, s["max"])
-                if len(meds) == 2:
-                    rt = ratio_text(meds["turnpike"], meds["mosquitto"], better)
-                    r = rt.split(" (")[0]
-                    txt = f"T/m {r}" if r not in ("–",) else "T/m –"
-                    colour = "#2a7a2a" if "Turnpike better" in rt else (
-                        "#b03030" if "mosquitto better" in rt else "#444444")
-                    ax.annotate(txt, xy=(ci, 0), xycoords=("data", "axes fraction"),
-                                xytext=(0, -28 if len(case_keys) > 1 else -14),
-                                textcoords="offset points", ha="center", va="top",
-                                fontsize=9, color=colour, fontweight="bold")
-            ax.set_title(f"{label}\n({unit + ', ' if unit else ''}"
-                         f"{better + ' is better' if better else 'for information'})",
-                         fontsize=10)
-            ax.set_xticks(range(len(case_keys)))
-            if len(case_keys) > 1:
-                ax.set_xticklabels([CASE_LABEL.get(c, c) for c in case_keys], fontsize=8)
-            else:
-                ax.set_xticklabels([""])
-            ax.set_ylim(0, ymax * 1.12 if ymax > 0 else 1)
-            ax.grid(axis="y", alpha=0.3)
-            ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-                lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"))
-        for idx in range(len(keys), nrows * ncols):
-            axes[idx // ncols][idx % ncols].axis("off")
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.suptitle(f"{title} — median of {len(per_rep)} run(s), bars: min–max; "
-                     "T/m = Turnpike/mosquitto (green: Turnpike better, red: mosquitto better)",
-                     fontsize=11, x=0.01, y=0.995, ha="left")
-        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.01, 0.965), ncol=2,
-                   fontsize=10, frameon=False)
-        fig.tight_layout(rect=(0, 0, 1, 0.92))
-        fname = f"{stem}-{letter}.png"
-        fig.savefig(outdir / fname, dpi=90)
-        plt.close(fig)
-        charts[letter] = fname
+                    if ck not in all_cases:
+                        all_cases.append(ck)
+        for family in FAMILIES[name]:
+            case_keys = [ck for ck in all_cases if family_of(ck) == family]
+            title = title_of(letter, P)
+            if len(FAMILIES[name]) > 1:
+                title = f"({letter}) " + FAMILY_TITLE[family].format(**P)
+            fname = f"{stem}-{chart_key(letter, family)}.png"
+            if case_keys and chart(plt, matplotlib, outdir / fname, title, family, case_keys,
+                                   per_rep):
+                charts[chart_key(letter, family)] = fname
     return charts
+
+
+def chart(plt, matplotlib, path, title, name, case_keys, per_rep):
+    """One PNG: both brokers' medians per metric of the family, per case; False if none."""
+    mdefs = {k: (label, unit, better, f) for k, label, unit, better, f in METRICS[name]}
+    keys = [k for k in CHART_METRICS[name] if k in mdefs]
+    ncols = 3
+    nrows = math.ceil(len(keys) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.9 * nrows), squeeze=False)
+    for idx, key in enumerate(keys):
+        ax = axes[idx // ncols][idx % ncols]
+        label, unit, better, f = mdefs[key]
+        width = 0.38
+        ymax = 0
+        for ci, ck in enumerate(case_keys):
+            meds = {}
+            for bi, br in enumerate(BROKERS):
+                s = summarise([rep[br]["cases"].get(ck, {}).get(key) for rep in per_rep])
+                if s is None:
+                    continue
+                meds[br] = s["median"]
+                x = ci + (bi - 0.5) * width
+                ax.bar(x, s["median"], width, color=COLOR[br],
+                       label=LABEL[br] if ci == 0 else None,
+                       yerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]],
+                       capsize=3, ecolor="#333333")
+                ymax = max(ymax, s["max"])
+            if len(meds) == 2:
+                rt = ratio_text(meds["turnpike"], meds["mosquitto"], better)
+                r = rt.split(" (")[0]
+                txt = f"T/m {r}" if r not in ("–",) else "T/m –"
+                colour = "#2a7a2a" if "Turnpike better" in rt else (
+                    "#b03030" if "mosquitto better" in rt else "#444444")
+                ax.annotate(txt, xy=(ci, 0), xycoords=("data", "axes fraction"),
+                            xytext=(0, -28 if len(case_keys) > 1 else -14),
+                            textcoords="offset points", ha="center", va="top",
+                            fontsize=9, color=colour, fontweight="bold")
+        ax.set_title(f"{label}\n({unit + ', ' if unit else ''}"
+                     f"{better + ' is better' if better else 'for information'})",
+                     fontsize=10)
+        ax.set_xticks(range(len(case_keys)))
+        if len(case_keys) > 1:
+            ax.set_xticklabels([CASE_LABEL.get(c, c) for c in case_keys], fontsize=8)
+        else:
+            ax.set_xticklabels([""])
+        ax.set_ylim(0, ymax * 1.12 if ymax > 0 else 1)
+        ax.grid(axis="y", alpha=0.3)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+            lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"))
+    for idx in range(len(keys), nrows * ncols):
+        axes[idx // ncols][idx % ncols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.suptitle(f"{title} — median of {len(per_rep)} run(s), bars: min–max; "
+                 "T/m = Turnpike/mosquitto (green: Turnpike better, red: mosquitto better)",
+                 fontsize=11, x=0.01, y=0.995, ha="left")
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.01, 0.965), ncol=2,
+               fontsize=10, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3, help="repetitions of each scenario (3)")
-    ap.add_argument("--scenarios", default="a,b,c,d,e",
-                    help="comma-separated letters out of a,b,c,d,e (all); f is not run (no TLS)")
+    ap.add_argument("--scenarios", default="a,b,c,d,e,f",
+                    help="comma-separated letters out of a,b,c,d,e,f (all)")
     ap.add_argument("--quick", action="store_true",
                     help="short runs and small counts: a smoke test (~2 min with --runs 1)")
     ap.add_argument("--out", default=str(ROOT / "bench/results"), help="results directory")
@@ -1198,14 +1355,11 @@ def main():
         args.retries = 0 if args.quick else 2
     order = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for s in order:
-        if s == "f":
-            log("scenario f (TLS) is not run: no TLS yet in this harness")
-        elif s not in SCENARIOS:
+        if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r}")
-    order = [s for s in order if s in SCENARIOS]
     P = QUICK if args.quick else FULL
 
-    global MOSQUITTO, WORK_ROOT, TURNPIKE, MQBENCH
+    global MOSQUITTO, WORK_ROOT, TURNPIKE, MQBENCH, CERTS
     MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     for path in (TURNPIKE, MQBENCH, Path(MOSQUITTO)):
         if not Path(path).exists():
@@ -1238,6 +1392,10 @@ def main():
             shutil.copy2(orig, copy)
             BIN_DISPLAY[str(copy)] = str(orig)
             globals()[name] = copy
+        if "f" in order:
+            CERTS = Path(tmp) / "certs"
+            subprocess.run([str(ROOT / "certs/make-dev-certs.sh"), str(CERTS)], check=True,
+                           capture_output=True)
         for rep in range(args.runs):
             rd = {"rep": rep, "scenarios": {}}
             runs_data.append(rd)

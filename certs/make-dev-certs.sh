@@ -6,6 +6,7 @@
 #   certs/make-dev-certs.sh [DIR]      (default: the folder of this script; skips if present)
 set -euo pipefail
 dir="${1:-$(cd "$(dirname "$0")" && pwd)}"
+mkdir -p "$dir"
 cd "$dir"
 if [ -f ca.crt ] && [ -f server.crt ] && [ -f server.key ]; then
     exit 0
