@@ -284,4 +284,18 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(offset, buffer.count)
         XCTAssertNil(try decoder.decode(Array(buffer[offset...])))
     }
+
+    /// `Will.properties` is boxed copy-on-write: a copy's change never reaches the original.
+    func testWillPropertiesAreCopyOnWrite() {
+        var a = Will(topic: "w", payload: [1])
+        var b = a
+        b.properties.willDelayInterval = 30
+        XCTAssertNil(a.properties.willDelayInterval)
+        XCTAssertEqual(b.properties.willDelayInterval, 30)
+        XCTAssertNotEqual(a, b)
+        a.properties.willDelayInterval = 30
+        XCTAssertEqual(a, b, "equal by value, not by box")
+        let c = Will(topic: "w", payload: [1], properties: b.properties)
+        XCTAssertEqual(c, b)
+    }
 }

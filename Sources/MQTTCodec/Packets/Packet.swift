@@ -73,13 +73,33 @@ public struct Will: Sendable, Equatable {
     public var retain: Bool
     /// v5 will properties: will delay interval, payload format, message expiry, content type,
     /// response topic, correlation data, user properties.
-    public var properties: Properties
+    public var properties: Properties {
+        get { box.value }
+        set {
+            if isKnownUniquelyReferenced(&box) { box.value = newValue } else { box = PropertiesBox(newValue) }
+        }
+    }
+    /// Properties are ~250 bytes and most wills have none, while every connection and session
+    /// holds its `Will?` inline: boxed (copy on write), a property-less will shares one empty box.
+    private var box: PropertiesBox
 
     public init(topic: String, payload: [UInt8], qos: QoS = .atMostOnce, retain: Bool = false,
                 properties: Properties = Properties()) {
         self.topic = topic; self.payload = payload; self.qos = qos; self.retain = retain
-        self.properties = properties
+        self.box = properties.isEmpty ? PropertiesBox.empty : PropertiesBox(properties)
     }
+
+    public static func == (a: Will, b: Will) -> Bool {
+        a.topic == b.topic && a.payload == b.payload && a.qos == b.qos && a.retain == b.retain
+            && (a.box === b.box || a.box.value == b.box.value)
+    }
+}
+
+/// Copy-on-write storage for `Will.properties`; mutated only while uniquely referenced.
+final class PropertiesBox: @unchecked Sendable {
+    var value: Properties
+    init(_ value: Properties) { self.value = value }
+    static let empty = PropertiesBox(Properties())
 }
 
 /// CONNECT (MQTT 3.1.1 §3.1, 5.0 §3.1).
