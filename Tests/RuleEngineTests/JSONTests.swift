@@ -33,6 +33,19 @@ final class JSONTests: XCTestCase {
         }
     }
 
+    /// Numbers are converted only when read, but a bad one anywhere still makes the whole
+    /// payload invalid: a rule must not read `speed` out of a document that is not JSON.
+    func testUnreadBadNumberInvalidatesTheDocument() {
+        for bad in [#"{"speed":1,"x":01}"#, #"{"speed":1,"x":[2,-]}"#, #"{"speed":1,"x":1.e5}"#, #"{"speed":1,"x":2e+}"#] {
+            let tape = JSONTape(parsing: Array(bad.utf8))
+            XCTAssertFalse(tape.isValid, bad)
+        }
+        let good = JSONTape(parsing: Array(#"{"speed":142.25,"n":-7,"big":1e400}"#.utf8))
+        XCTAssertEqual(good.value(at: good.member(of: 0, key: Array("speed".utf8))!), 142.25)
+        XCTAssertEqual(good.value(at: good.member(of: 0, key: Array("n".utf8))!), -7)
+        XCTAssertEqual(good.value(at: good.member(of: 0, key: Array("big".utf8))!), .float(.infinity))
+    }
+
     func testHostileDepthIsRejectedNotCrashing() {
         XCTAssertNil(decode(String(repeating: "[", count: 100_000)))
         XCTAssertNotNil(decode(String(repeating: "[", count: 100) + String(repeating: "]", count: 100)))

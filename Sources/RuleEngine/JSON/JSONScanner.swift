@@ -94,12 +94,9 @@ struct JSONScanner {
             guard literal("null") else { return false }
             nodes.append(JSONNode(kind: .null)); return true
         default:
-            var bits: UInt64 = 0
-            switch NumberParser.scan(p, &i, &bits) {
-            case 1: nodes.append(JSONNode(kind: .int, bits: bits))
-            case 2: nodes.append(JSONNode(kind: .float, bits: bits))
-            default: return false
-            }
+            let start = i
+            guard NumberParser.skip(p, &i) else { return false }
+            nodes.append(JSONNode(kind: .number, start: UInt32(start), end: UInt32(i)))
             return true
         }
     }

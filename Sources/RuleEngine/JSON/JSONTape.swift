@@ -87,8 +87,17 @@ struct JSONTape: Sendable {
         case .null: return .null
         case .true: return .bool(true)
         case .false: return .bool(false)
-        case .int: return .int(Int64(bitPattern: n.bits))
-        case .float: return .float(Double(bitPattern: n.bits))
+        case .number:
+            return bytes.withUnsafeBufferPointer { p -> Value in
+                var j = Int(n.start)
+                var bits: UInt64 = 0
+                // The scanner validated the syntax; only the conversion is left.
+                switch NumberParser.scan(p, &j, &bits) {
+                case 1: return .int(Int64(bitPattern: bits))
+                case 2: return .float(Double(bitPattern: bits))
+                default: return .undefined
+                }
+            }
         case .string: return .string(string(at: i))
         case .array:
             var items: [Value] = []

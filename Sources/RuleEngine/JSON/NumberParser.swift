@@ -41,6 +41,31 @@ enum NumberParser {
         }
     }
 
+    /// Steps over a JSON-syntax number starting at `i` without converting it; false if the
+    /// syntax is invalid (the same rules as `scan`).
+    @inline(__always)
+    static func skip(_ p: UnsafeBufferPointer<UInt8>, _ i: inout Int) -> Bool {
+        if i < p.count && p[i] == UInt8(ascii: "-") { i += 1 }
+        let intStart = i
+        while i < p.count, p[i] &- 48 < 10 { i += 1 }
+        if i == intStart { return false }
+        if p[intStart] == UInt8(ascii: "0") && i - intStart > 1 { return false }
+        if i < p.count && p[i] == UInt8(ascii: ".") {
+            i += 1
+            let fracStart = i
+            while i < p.count, p[i] &- 48 < 10 { i += 1 }
+            if i == fracStart { return false }
+        }
+        if i < p.count && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+            i += 1
+            if i < p.count && (p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-")) { i += 1 }
+            let expStart = i
+            while i < p.count, p[i] &- 48 < 10 { i += 1 }
+            if i == expStart { return false }
+        }
+        return true
+    }
+
     /// The tape's form of `parse`: 1 for an integer, 2 for a float (value bits in `bits`), 0 if invalid.
     @inline(__always)
     static func scan(_ p: UnsafeBufferPointer<UInt8>, _ i: inout Int, _ bits: inout UInt64) -> Int {
