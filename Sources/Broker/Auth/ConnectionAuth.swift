@@ -3,7 +3,7 @@ import MQTTCodec
 /// One connection's identity and its ACL, compiled at CONNECT: only the rules that apply to this
 /// client, with %c/%u/%{claim} already substituted, so a PUBLISH check is a loop over a few
 /// `Topic.matches` calls with no string building. See ACL.swift for the decision rules.
-struct ConnectionAuth {
+final class ConnectionAuth {
     /// One compiled rule.
     struct Rule {
         let isAllow: Bool

@@ -45,14 +45,13 @@ extension Connection {
     func denyPublish(_ p: PublishPacket, topic: String) {
         BrokerStats.add(broker.stats.publishDenied, 1)
         let now = loop.now
-        if var a = auth {
+        if let a = auth {
             a.denialsSinceLog += 1
             if a.lastDenialLog == 0 || now >= a.lastDenialLog + 10_000 {
                 logger.notice("client \(clientId): publish to '\(topic)' denied by the ACL (\(a.denialsSinceLog) denied in the last 10 s)")
                 a.lastDenialLog = now
                 a.denialsSinceLog = 0
             }
-            auth = a
         }
         let code: ReasonCode = version == .v5 ? .notAuthorized : .success
         switch p.qos {

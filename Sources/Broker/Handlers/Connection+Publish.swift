@@ -35,7 +35,7 @@ extension Connection {
             return
         }
         BrokerStats.add(broker.stats.publishReceived, 1)
-        if auth?.mayPublish(topic) == false { // in place: no copy of the compiled rules
+        if auth?.mayPublish(topic) == false {
             denyPublish(p, topic: topic)
             return
         }
@@ -140,8 +140,9 @@ extension Connection {
 }
 
 /// A client's publish rate limits (`max_publish_rate`, `max_publish_bytes_rate`): token buckets
-/// stored in the connection, so checking them allocates nothing.
-struct PublishRate {
+/// allocated once per connection, and only when a limit is configured (a reference: an idle
+/// connection without limits carries 8 bytes for it, not ~90).
+final class PublishRate {
     var messages: TokenBucket?
     var bytes: TokenBucket?
     /// Resumes reading after a throttle pause; made on the first one.
