@@ -46,6 +46,25 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(good.value(at: good.member(of: 0, key: Array("big".utf8))!), .float(.infinity))
     }
 
+    /// The node buffer is preallocated for payloads up to 64 KiB and grows past that; a tape
+    /// reused for a small payload after a huge one gives the big buffer back.
+    func testTapeGrowsPastItsPreallocationAndShrinksAfter() {
+        let n = 70_000
+        var tape = JSONTape()
+        tape.parse(Array(("[" + (1...n).map(String.init).joined(separator: ",") + "]").utf8))
+        XCTAssertTrue(tape.isValid)
+        XCTAssertEqual(tape.nodes.count, n + 1)
+        XCTAssertEqual(tape.value(at: tape.element(of: 0, index: n)!), .int(Int64(n)))
+        XCTAssertEqual(tape.value(at: tape.element(of: 0, index: 1)!), 1)
+        tape.parse(Array(#"{"speed":42}"#.utf8))
+        XCTAssertEqual(tape.value(at: tape.member(of: 0, key: Array("speed".utf8))!), 42)
+        XCTAssertEqual(tape.nodes.count, 3)
+        let copy = tape
+        tape.parse(Array("[7]".utf8))
+        XCTAssertEqual(copy.value(at: copy.member(of: 0, key: Array("speed".utf8))!), 42, "a copy keeps its nodes")
+        XCTAssertEqual(tape.value(at: 1), 7)
+    }
+
     func testHostileDepthIsRejectedNotCrashing() {
         XCTAssertNil(decode(String(repeating: "[", count: 100_000)))
         XCTAssertNotNil(decode(String(repeating: "[", count: 100) + String(repeating: "]", count: 100)))

@@ -1,12 +1,36 @@
 /// The one-pass JSON indexer behind `JSONTape` (RFC 8259 syntax, depth-limited).
 struct JSONScanner {
     let p: UnsafeBufferPointer<UInt8>
+    /// Where the nodes go; `out` and `capacity` mirror it and change only when it grows.
+    let storage: NodeStorage
+    private var out: UnsafeMutablePointer<JSONNode>
+    private var capacity: Int
     var i = 0
+    /// Nodes written so far.
+    var count = 0
+
+    init(p: UnsafeBufferPointer<UInt8>, storage: NodeStorage) {
+        self.p = p
+        self.storage = storage
+        out = storage.base
+        capacity = storage.capacity
+    }
+
+    @inline(__always)
+    private mutating func emit(_ node: JSONNode) {
+        if count == capacity {
+            storage.grow(keeping: count)
+            out = storage.base
+            capacity = storage.capacity
+        }
+        (out + count).initialize(to: node)
+        count += 1
+    }
 
     /// One value and only whitespace around it.
-    mutating func document(_ nodes: inout [JSONNode]) -> Bool {
+    mutating func document() -> Bool {
         skipSpace()
-        guard value(&nodes, depth: 0) else { return false }
+        guard value(depth: 0) else { return false }
         skipSpace()
         return i == p.count
     }
@@ -28,27 +52,27 @@ struct JSONScanner {
         return true
     }
 
-    private mutating func value(_ nodes: inout [JSONNode], depth: Int) -> Bool {
+    private mutating func value(depth: Int) -> Bool {
         guard i < p.count, depth < JSONTape.maximumDepth else { return false }
         switch p[i] {
         case UInt8(ascii: "{"):
-            let index = nodes.count
-            nodes.append(JSONNode(kind: .object))
+            let index = count
+            emit(JSONNode(kind: .object))
             i += 1
             skipSpace()
-            var count: UInt32 = 0
+            var members: UInt32 = 0
             if i < p.count && p[i] == UInt8(ascii: "}") {
                 i += 1
             } else {
                 while true {
                     skipSpace()
-                    guard i < p.count, p[i] == UInt8(ascii: "\""), string(&nodes) else { return false }
+                    guard i < p.count, p[i] == UInt8(ascii: "\""), string() else { return false }
                     skipSpace()
                     guard i < p.count, p[i] == UInt8(ascii: ":") else { return false }
                     i += 1
                     skipSpace()
-                    guard value(&nodes, depth: depth + 1) else { return false }
-                    count += 1
+                    guard value(depth: depth + 1) else { return false }
+                    members += 1
                     skipSpace()
                     guard i < p.count else { return false }
                     if p[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -56,22 +80,22 @@ struct JSONScanner {
                     return false
                 }
             }
-            nodes[index].count = count
-            nodes[index].end = UInt32(nodes.count)
+            out[index].count = members
+            out[index].end = UInt32(self.count)
             return true
         case UInt8(ascii: "["):
-            let index = nodes.count
-            nodes.append(JSONNode(kind: .array))
+            let index = count
+            emit(JSONNode(kind: .array))
             i += 1
             skipSpace()
-            var count: UInt32 = 0
+            var members: UInt32 = 0
             if i < p.count && p[i] == UInt8(ascii: "]") {
                 i += 1
             } else {
                 while true {
                     skipSpace()
-                    guard value(&nodes, depth: depth + 1) else { return false }
-                    count += 1
+                    guard value(depth: depth + 1) else { return false }
+                    members += 1
                     skipSpace()
                     guard i < p.count else { return false }
                     if p[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -79,37 +103,37 @@ struct JSONScanner {
                     return false
                 }
             }
-            nodes[index].count = count
-            nodes[index].end = UInt32(nodes.count)
+            out[index].count = members
+            out[index].end = UInt32(self.count)
             return true
         case UInt8(ascii: "\""):
-            return string(&nodes)
+            return string()
         case UInt8(ascii: "t"):
             guard literal("true") else { return false }
-            nodes.append(JSONNode(kind: .true)); return true
+            emit(JSONNode(kind: .true)); return true
         case UInt8(ascii: "f"):
             guard literal("false") else { return false }
-            nodes.append(JSONNode(kind: .false)); return true
+            emit(JSONNode(kind: .false)); return true
         case UInt8(ascii: "n"):
             guard literal("null") else { return false }
-            nodes.append(JSONNode(kind: .null)); return true
+            emit(JSONNode(kind: .null)); return true
         default:
             let start = i
             guard NumberParser.skip(p, &i) else { return false }
-            nodes.append(JSONNode(kind: .number, start: UInt32(start), end: UInt32(i)))
+            emit(JSONNode(kind: .number, start: UInt32(start), end: UInt32(i)))
             return true
         }
     }
 
     /// A string starting at the opening quote.
-    private mutating func string(_ nodes: inout [JSONNode]) -> Bool {
+    private mutating func string() -> Bool {
         i += 1
         let start = i
         var escaped = false
         while i < p.count {
             let c = p[i]
             if c == UInt8(ascii: "\"") {
-                nodes.append(JSONNode(kind: .string, escaped: escaped, start: UInt32(start), end: UInt32(i)))
+                emit(JSONNode(kind: .string, escaped: escaped, start: UInt32(start), end: UInt32(i)))
                 i += 1
                 return true
             }

@@ -1,11 +1,14 @@
 /// A JSON document indexed in one pass into a flat array of nodes (no per-value allocation).
 /// Field paths walk the tape comparing key bytes; values are materialized only when read.
-/// An `EvaluationContext` keeps one tape per message and reuses its capacity.
-struct JSONTape: Sendable {
-    private(set) var nodes: [JSONNode] = []
+/// An `EvaluationContext` keeps one tape per message and reuses its node buffer.
+struct JSONTape: @unchecked Sendable {
+    /// The nodes, valid while this tape is alive and not re-parsed.
+    var nodes: UnsafeBufferPointer<JSONNode> { UnsafeBufferPointer(start: storage.base, count: count) }
     private(set) var bytes: [UInt8] = []
     /// False when the bytes were not one JSON value (then every path is `undefined`).
     private(set) var isValid = false
+    private var storage = NodeStorage(capacity: 0)
+    private var count = 0
 
     static let maximumDepth = 512
 
@@ -18,16 +21,24 @@ struct JSONTape: Sendable {
     /// Indexes `bytes`, replacing what the tape held.
     mutating func parse(_ bytes: [UInt8]) {
         self.bytes = bytes
-        var nodes = self.nodes
-        self.nodes = []
-        nodes.removeAll(keepingCapacity: true)
-        let ok = bytes.withUnsafeBufferPointer { p -> Bool in
-            var scanner = JSONScanner(p: p)
-            return scanner.document(&nodes)
+        // Every value takes at least one byte, so a node per byte (plus one) is always enough
+        // for payloads up to 64 KiB: the scanner then writes through a pointer with no per-node
+        // check but one compare. Bigger payloads start there and grow. A buffer left big by one
+        // huge payload is given back when small ones follow.
+        let wanted = Swift.min(bytes.count + 1, NodeStorage.preallocationLimit)
+        if storage.capacity < wanted || !isKnownUniquelyReferenced(&storage)
+            || (storage.capacity > NodeStorage.preallocationLimit && bytes.count < storage.capacity / 4) {
+            storage = NodeStorage(capacity: Swift.max(wanted, 16))
         }
-        self.nodes = nodes
+        var n = 0
+        let ok = bytes.withUnsafeBufferPointer { p -> Bool in
+            var scanner = JSONScanner(p: p, storage: storage)
+            let ok = scanner.document()
+            n = scanner.count
+            return ok
+        }
+        count = ok ? n : 0
         isValid = ok
-        if !ok { self.nodes.removeAll(keepingCapacity: true) }
     }
 
     /// Index of the node after node `i`'s subtree.
@@ -123,4 +134,28 @@ struct JSONTape: Sendable {
 
     /// The whole document, or nil when it was not valid JSON.
     var root: Value? { isValid && !nodes.isEmpty ? value(at: 0) : nil }
+}
+
+/// The tape's node buffer (JSONNode is trivial: no initialization or deinitialization needed).
+final class NodeStorage {
+    /// Payloads up to this many bytes never make the buffer grow while being indexed.
+    static let preallocationLimit = 65_537
+    private(set) var base: UnsafeMutablePointer<JSONNode>
+    private(set) var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = Swift.max(capacity, 1)
+        base = UnsafeMutablePointer<JSONNode>.allocate(capacity: self.capacity)
+    }
+
+    /// Doubles the buffer, keeping the first `used` nodes.
+    func grow(keeping used: Int) {
+        let bigger = UnsafeMutablePointer<JSONNode>.allocate(capacity: capacity * 2)
+        bigger.moveInitialize(from: base, count: used)
+        base.deallocate()
+        base = bigger
+        capacity *= 2
+    }
+
+    deinit { base.deallocate() }
 }
