@@ -60,8 +60,7 @@ max_connections = 0
 
 # set_tcp_nodelay: Turnpike sets TCP_NODELAY on every accepted socket; mosquitto does not unless
 # told, and Nagle's algorithm would add delay to mosquitto's small writes.
-MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
+MOSQUITTO_SETTINGS = """\
 allow_anonymous true
 persistence false
 max_inflight_messages 20
@@ -72,6 +71,7 @@ set_tcp_nodelay true
 log_type error
 max_connections -1
 """
+MOSQUITTO_CONF = "listener {port} 127.0.0.1\n" + MOSQUITTO_SETTINGS
 
 # (f): the same settings, but the clients' listener is TLS (a plain one stays for the
 # harness's own liveness check only). Certificates: certs/make-dev-certs.sh (RSA 2048, TLS 1.3
@@ -89,18 +89,7 @@ certfile = "{certs}/server.crt"
 keyfile = "{certs}/server.key"
 """
 
-MOSQUITTO_TLS_CONF = """\
-per_listener_settings false
-user root
-allow_anonymous true
-persistence false
-max_inflight_messages 20
-max_queued_messages 1000
-max_packet_size 1048576
-sys_interval 0
-set_tcp_nodelay true
-log_type error
-max_connections -1
+MOSQUITTO_TLS_CONF = "per_listener_settings false\nuser root\n" + MOSQUITTO_SETTINGS + """\
 listener {plain} 127.0.0.1
 listener {port} 127.0.0.1
 certfile {certs}/server.crt
