@@ -37,6 +37,8 @@ extension Broker {
             ("bytes/sent", "\(stats.bytesSent.load(ordering: .relaxed))"),
             ("subscriptions/count", "\(stats.subscriptions.load(ordering: .relaxed))"),
             ("retained messages/count", "\(retained.count)"),
+            // Turnpike's own: the longest loop iteration since the last publish (event-loop lag).
+            ("loops/longest_iteration_ms", "\(group.loops.map { $0.takeLongestIteration() }.max() ?? 0)"),
         ]
         for (name, value) in values {
             let m = Message(topic: "$SYS/broker/" + name, payload: Array(value.utf8), qos: .atMostOnce, retain: true,

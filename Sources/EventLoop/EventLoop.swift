@@ -38,6 +38,9 @@ public final class EventLoop: @unchecked Sendable {
     private var threadID: pthread_t?
     /// Monotonic milliseconds, refreshed once per loop iteration.
     public private(set) var now: UInt64
+    /// The longest iteration (events, timers, cross-thread work and flushes, not the wait) since
+    /// `takeLongestIteration()` last read it, in ms: how late the loop can be for any socket.
+    private let longestIteration = Atomic<UInt64>(0)
 
     private static let wakeToken: UInt64 = 1 << 62
     private static let timerToken: UInt64 = 1 << 63
@@ -184,6 +187,11 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: Running
 
+    /// The longest iteration since the last call, in ms, and starts a new period (any thread).
+    public func takeLongestIteration() -> UInt64 {
+        longestIteration.exchange(0, ordering: .relaxed)
+    }
+
     /// Runs until `stop()`; call on the loop's own thread.
     public func run() {
         threadID = pthread_self()
@@ -224,6 +232,8 @@ public final class EventLoop: @unchecked Sendable {
                 }
             }
             flushAll()
+            let took = monotonicMilliseconds() &- now
+            if took > longestIteration.load(ordering: .relaxed) { longestIteration.store(took, ordering: .relaxed) }
         }
         // Final drain so work handed over during shutdown is not lost.
         runCrossThreadWork()

@@ -131,3 +131,23 @@ def test_sys_interval_zero_disables_sys(broker_factory, clients, uid):
     time.sleep(2.0)
     got = [m.topic for m in c.drain(0.2) if m.topic != "$SYS/broker/version"]
     assert not got, got
+
+
+@pytest.mark.turnpike_only  # Turnpike's own topic: mosquitto has no event-loop lag figure
+def test_sys_longest_loop_iteration(sys_broker, watcher, clients, uid):
+    """Event-loop lag: the longest iteration since the last publish, in ms: a plausible figure
+    through a burst of messages, and back near 0 once the broker is idle (the period resets)."""
+    topic = "$SYS/broker/loops/longest_iteration_ms"
+    assert wait_until(lambda: topic in watcher.latest, 3.5), "not published"
+    pub = clients(sys_broker, uid + "-p", version=V5)
+    for i in range(2000):
+        pub.publish(f"{uid}/burst", b"x" * 512, qos=0)
+    values = []
+    deadline = time.time() + 4.5
+    while time.time() < deadline:
+        values.append(watcher.value(topic))
+        time.sleep(0.1)
+    assert all(v is not None and 0 <= v < 5000 for v in values), values
+    # Once idle, a whole interval passes without a long iteration.
+    assert wait_until(lambda: watcher.value(topic) is not None and watcher.value(topic) <= 50, 3.5), \
+        watcher.latest.get(topic)
