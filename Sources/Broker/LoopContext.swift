@@ -21,6 +21,25 @@ final class LoopContext {
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Socket reads land here; only a partial packet is copied into the connection.
     var readScratch = [UInt8](repeating: 0, count: 32 * 1024)
+    /// New TLS handshakes started in iteration `handshakeIteration` (see `mayStartHandshake`).
+    private var handshakesStarted = 0
+    private var handshakeIteration: UInt64 = 0
+    /// Each answer to a ClientHello costs a signature (~1 ms for RSA 2048): at most this many
+    /// per loop iteration, so a reconnect storm cannot make one iteration last for hundreds of
+    /// them (connected clients and half-done handshakes on the loop wait for it to end).
+    static let handshakesPerIteration = 16
+
+    /// Whether a connection may start its TLS handshake in this iteration. One told no stays
+    /// readable (level-triggered) and is asked again in a later iteration, behind the others.
+    func mayStartHandshake() -> Bool {
+        if handshakeIteration != loop.iteration {
+            handshakeIteration = loop.iteration
+            handshakesStarted = 0
+        }
+        guard handshakesStarted < LoopContext.handshakesPerIteration else { return false }
+        handshakesStarted += 1
+        return true
+    }
     var matches: [RouteMatch] = []
     var seen: [ObjectIdentifier: Int] = [:]
     /// Deliveries for other loops, sent as one batch per loop after routing.

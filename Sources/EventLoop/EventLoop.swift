@@ -38,6 +38,8 @@ public final class EventLoop: @unchecked Sendable {
     private var threadID: pthread_t?
     /// Monotonic milliseconds, refreshed once per loop iteration.
     public private(set) var now: UInt64
+    /// Counts iterations: lets handlers ration work per iteration.
+    public private(set) var iteration: UInt64 = 0
     /// The longest iteration (events, timers, cross-thread work and flushes, not the wait) since
     /// `takeLongestIteration()` last read it, in ms: how late the loop can be for any socket.
     private let longestIteration = Atomic<UInt64>(0)
@@ -202,6 +204,7 @@ public final class EventLoop: @unchecked Sendable {
             let timeout: Int32 = flushQueue.isEmpty ? -1 : 0
             let n = epoll_wait(epfd, events, Int32(capacity), timeout)
             now = monotonicMilliseconds()
+            iteration &+= 1
             if n < 0 {
                 if cshim_errno() == EINTR { continue }
                 preconditionFailure("epoll_wait failed: errno \(cshim_errno())")

@@ -295,6 +295,16 @@ def test_tls_with_verified_server_and_client_certificate(tls_brokers, kind):
     assert srep["received"] == 400 and srep["errors_total"] == 0
 
 
+@pytest.mark.parametrize("kind", ["turnpike", "mosquitto"])
+def test_tls_connect_burst_all_connect(tls_brokers, kind):
+    """400 TLS clients at once: more ClientHellos than Turnpike starts per loop iteration (16),
+    so most wait their turn in a later iteration; every one must still connect, none time out."""
+    d, ports = tls_brokers
+    rep, _ = run(["conn", "-h", "localhost", "-p", str(ports[kind]), "-S", "--cacertfile", str(d / "ca.crt"),
+                  "-c", "400", "-R", "20000", "--connect-timeout", "60", "--duration", "6"], timeout=90)
+    assert rep["connected"] == 400 and rep["connect_failed"] == 0 and rep["errors_total"] == 0, rep["errors"]
+
+
 def test_tls_refuses_an_untrusted_server(tls_brokers, tmp_path):
     """With --cacertfile, a server whose certificate does not chain to it is refused."""
     d, ports = tls_brokers

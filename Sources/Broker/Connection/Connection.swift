@@ -99,7 +99,11 @@ final class Connection: EventHandler, FlushTarget {
         // so a flood from some clients cannot starve the others (or new connections) of the loop.
         guard state != .closed, !readPaused else { return }
         if let tls {
-            if tls.isHandshakeComplete { readTLS(tls) } else { continueHandshake(tls) }
+            if tls.isHandshakeComplete {
+                readTLS(tls)
+            } else if tls.hasStarted || context.mayStartHandshake() {
+                continueHandshake(tls)
+            }
             return
         }
         let result: IOResult<Int>

@@ -44,6 +44,10 @@ public final class TLSStream {
 
     deinit { SSL_free(ssl) }
 
+    /// False until the first `handshake()` call (for a server: before the ClientHello, whose
+    /// answer carries the expensive signature).
+    public var hasStarted: Bool { SSL_in_before(ssl) == 0 }
+
     private func outcome(_ r: Int32, _ what: String) -> Result {
         let err = SSL_get_error(ssl, r)
         switch err {
