@@ -46,6 +46,31 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(good.value(at: good.member(of: 0, key: Array("big".utf8))!), .float(.infinity))
     }
 
+    /// The tape validates numbers with `NumberParser.skip` and converts them later with `scan`:
+    /// the two must agree on what a number is and where it ends, or a valid-looking payload
+    /// would read as undefined.
+    func testNumberSkipAndScanAgree() {
+        var cases = ["0", "-0", "1", "-1", "10", "01", "-", "+1", "1.", ".5", "1.5", "1e", "1e+", "1e-2",
+                     "1E9", "-2.5E-3", "9223372036854775807", "9223372036854775808", "1.e5", "0.0e0",
+                     "123456789012345678901234567890", "1e400", "00", "-01", "2x", "3.14]", "7,"]
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789-+.eE ,]x")
+        for _ in 0..<5_000 {
+            cases.append(String((0..<Int.random(in: 1...8, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }))
+        }
+        for text in cases {
+            let bytes = Array(text.utf8)
+            bytes.withUnsafeBufferPointer { p in
+                var i = 0, j = 0
+                var bits: UInt64 = 0
+                let skipped = NumberParser.skip(p, &i)
+                let scanned = NumberParser.scan(p, &j, &bits) != 0
+                XCTAssertEqual(skipped, scanned, text)
+                if skipped && scanned { XCTAssertEqual(i, j, text) }
+            }
+        }
+    }
+
     /// The node buffer is preallocated for payloads up to 64 KiB and grows past that; a tape
     /// reused for a small payload after a huge one gives the big buffer back.
     func testTapeGrowsPastItsPreallocationAndShrinksAfter() {

@@ -1,7 +1,7 @@
 /// A JSON document indexed in one pass into a flat array of nodes (no per-value allocation).
 /// Field paths walk the tape comparing key bytes; values are materialized only when read.
 /// An `EvaluationContext` keeps one tape per message and reuses its node buffer.
-struct JSONTape: @unchecked Sendable {
+struct JSONTape {
     /// The nodes, valid while this tape is alive and not re-parsed.
     var nodes: UnsafeBufferPointer<JSONNode> { UnsafeBufferPointer(start: storage.base, count: count) }
     private(set) var bytes: [UInt8] = []
@@ -138,7 +138,8 @@ struct JSONTape: @unchecked Sendable {
 
 /// The tape's node buffer (JSONNode is trivial: no initialization or deinitialization needed).
 final class NodeStorage {
-    /// Payloads up to this many bytes never make the buffer grow while being indexed.
+    /// Most nodes preallocated (a node per payload byte plus one): payloads up to 64 KiB never
+    /// make the buffer grow while being indexed.
     static let preallocationLimit = 65_537
     private(set) var base: UnsafeMutablePointer<JSONNode>
     private(set) var capacity: Int

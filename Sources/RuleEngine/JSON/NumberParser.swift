@@ -42,7 +42,8 @@ enum NumberParser {
     }
 
     /// Steps over a JSON-syntax number starting at `i` without converting it; false if the
-    /// syntax is invalid (the same rules as `scan`).
+    /// syntax is invalid. Must accept exactly what `scan` accepts (JSONTests checks both agree):
+    /// the tape validates with this one and converts with `scan` later.
     @inline(__always)
     static func skip(_ p: UnsafeBufferPointer<UInt8>, _ i: inout Int) -> Bool {
         if i < p.count && p[i] == UInt8(ascii: "-") { i += 1 }
