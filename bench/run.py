@@ -795,9 +795,11 @@ SCENARIOS = {
     "e": ("fleet", "(e) fleet: {fleet_cars:,} cars, 1 msg/s QoS 1, shared backend of 4"),
     "f": ("tls", "(f) TLS: (a) and (b) with every client on TLS"),
 }
-# The metric families (tables, charts) a scenario's cases fall into; (f) has two.
-FAMILIES = {"idle": ["idle"], "fanin": ["fanin"], "fanout": ["fanout"], "latency": ["latency"],
-            "fleet": ["fleet"], "tls": ["idle", "fanin"]}
+# The metric families (tables, charts) a scenario's cases fall into: its own, but two for (f).
+def families(name):
+    return ["idle", "fanin"] if name == "tls" else [name]
+
+
 FAMILY_TITLE = {"idle": "{idle_conns:,} idle connections over TLS",
                 "fanin": "fan-in over TLS: 100 publishers -> 1 subscriber"}
 
@@ -807,7 +809,18 @@ def family_of(case):
 
 
 def chart_key(letter, family):
-    return letter if len(FAMILIES[SCENARIOS[letter][0]]) == 1 else f"{letter}-{family}"
+    return letter if len(families(SCENARIOS[letter][0])) == 1 else f"{letter}-{family}"
+
+
+def cases_of(per_rep):
+    """Every case key of a scenario's runs, in first-seen order."""
+    keys = []
+    for rep in per_rep:
+        for br in BROKERS:
+            for ck in rep[br]["cases"]:
+                if ck not in keys:
+                    keys.append(ck)
+    return keys
 
 
 def title_of(letter, P):
@@ -1213,17 +1226,12 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
         if name == "tls":
             w(TLS_TEXT.format(**P))
             w("")
-        all_cases = []
-        for rep in per_rep:
-            for br in BROKERS:
-                for ck in rep[br]["cases"]:
-                    if ck not in all_cases:
-                        all_cases.append(ck)
-        families = FAMILIES[name]
-        for family in families:
+        all_cases = cases_of(per_rep)
+        parts = families(name)
+        for family in parts:
             case_keys = [ck for ck in all_cases if family_of(ck) == family]
             h = "##"
-            if len(families) > 1:
+            if len(parts) > 1:
                 h = "###"
                 w(f"{h} {FAMILY_TITLE[family].format(**P)}")
                 w("")
@@ -1298,16 +1306,11 @@ def make_charts(outdir, stem, runs_data, order, P):
         per_rep = [r["scenarios"][letter] for r in runs_data if letter in r["scenarios"]]
         if not per_rep:
             continue
-        all_cases = []
-        for rep in per_rep:
-            for br in BROKERS:
-                for ck in rep[br]["cases"]:
-                    if ck not in all_cases:
-                        all_cases.append(ck)
-        for family in FAMILIES[name]:
+        all_cases = cases_of(per_rep)
+        for family in families(name):
             case_keys = [ck for ck in all_cases if family_of(ck) == family]
             title = title_of(letter, P)
-            if len(FAMILIES[name]) > 1:
+            if len(families(name)) > 1:
                 title = f"({letter}) " + FAMILY_TITLE[family].format(**P)
             fname = f"{stem}-{chart_key(letter, family)}.png"
             if case_keys and chart(plt, matplotlib, outdir / fname, title, family, case_keys,
