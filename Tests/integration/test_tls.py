@@ -162,38 +162,29 @@ def _toml(v) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class TLSBroker:
-    """Turnpike with a plain listener ("plain", also ``.port``) and named TLS listeners.
-
-    ``listeners`` maps a name to the listener's keys (bind and port are filled in). Quacks
-    enough like conftest.Broker (kind, host, port, log_tail) for assert_pubsub_works and for
-    conftest's broker-log-on-failure hook."""
-
-    kind = "turnpike"
-    host = "127.0.0.1"
+class TLSBroker(conftest.Broker):
+    """conftest's Broker (Turnpike) with a plain listener ("plain", also ``.port``) and named TLS
+    listeners. ``listeners`` maps a name to the listener's keys (bind and port are filled in);
+    ``tables`` adds further tables, e.g. {"auth": {...}}. Starting, stopping, logs and the
+    broker-log-on-failure hook are conftest's."""
 
     def __init__(self, name: str, listeners: dict[str, dict], limits: dict | None = None,
                  tables: dict[str, dict] | None = None):
-        self.dir = Path(tempfile.mkdtemp(prefix=f"tp-tls-{name}-"))
-        self.log_path = self.dir / "broker.log"
+        super().__init__("turnpike")
+        self.name = name
         self.listeners = {"plain": {}, **listeners}
         self.limits = {"connect_timeout": CONNECT_TIMEOUT, **(limits or {})}
-        self.tables = tables or {}  # further tables, e.g. {"auth": {...}}
+        self.tables = tables or {}
         self.ports: dict[str, int] = {}
-        self.proc: subprocess.Popen | None = None
-        self._log = None
-
-    @property
-    def port(self) -> int:
-        return self.ports.get("plain", 0)
 
     def endpoint(self, listener: str, host: str = "127.0.0.1") -> Endpoint:
         return Endpoint(host, self.ports[listener])
 
     def write_config(self) -> Path:
+        # conftest's start() has just picked self.port: it is the plain listener's.
+        self.ports = {name: self.port if name == "plain" else free_port() for name in self.listeners}
         lines = ["[server]", "sys_interval = 0", ""]
         for name, keys in self.listeners.items():
-            self.ports[name] = free_port()
             lines += [f"# {name}", "[[listeners]]", 'bind = "127.0.0.1"', f"port = {self.ports[name]}"]
             lines += [f"{k} = {_toml(v)}" for k, v in keys.items()]
             lines.append("")
@@ -205,67 +196,21 @@ class TLSBroker:
         path.write_text("\n".join(lines) + "\n")
         return path
 
+    def command(self) -> list[str]:
+        return [str(TURNPIKE_BIN), "serve", "--config", str(self.write_config()),
+                "--data", str(self.dir / "data"), "--log-level", "debug"]
+
     def start(self, timeout: float = 20.0) -> "TLSBroker":
-        # The binary is rebuilt from time to time: give a missing one a moment to come back.
-        if not wait_until(TURNPIKE_BIN.exists, timeout=30, interval=0.5):
-            pytest.exit(f"Turnpike binary {TURNPIKE_BIN} not found; build it first", returncode=3)
-        cfg = self.write_config()
-        (self.dir / "data").mkdir(exist_ok=True)
-        cmd = [str(TURNPIKE_BIN), "serve", "--config", str(cfg), "--data", str(self.dir / "data"),
-               "--log-level", "debug"]
-        self._log = open(self.log_path, "ab", buffering=0)
-        self._log.write(("$ " + " ".join(cmd) + "\n").encode())
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.dir)
-        conftest._ACTIVE_BROKERS.append(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._stopped()
-                raise RuntimeError(f"turnpike exited with {self.proc.returncode} during startup:\n{self.log_text()}")
-            # "running with" is logged after every listener is bound; probing only the plain port
-            # keeps stray handshakes (and per-listener connection counts) off the TLS ports.
-            if "running with" in self.log_text():
-                try:
-                    with socket.create_connection((self.host, self.port), timeout=0.2):
-                        return self
-                except OSError:
-                    pass
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"turnpike did not start within {timeout}s:\n{self.log_text()}")
+        super().start(timeout)
+        # The plain port can accept before the TLS listeners are bound; "running with" is
+        # logged once all are (probing a TLS port instead would leave stray handshakes).
+        if not wait_until(lambda: "running with" in self.log_text(), timeout):
+            self.stop()
+            raise RuntimeError(f"turnpike did not finish starting within {timeout}s:\n{self.log_text()}")
+        return self
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 5.0):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._stopped()
-
-    def _stopped(self):
-        if self in conftest._ACTIVE_BROKERS:
-            conftest._ACTIVE_BROKERS.remove(self)
-        if self._log:
-            self._log.close()
-            self._log = None
-
-    def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, n: int = 150) -> str:
-        return "\n".join(self.log_text().splitlines()[-n:])
 
     def log_mark(self) -> int:
         return len(self.log_text())
