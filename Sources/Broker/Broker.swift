@@ -59,7 +59,7 @@ public final class Broker: @unchecked Sendable {
                 listeners.append(l)
                 try contexts[0].loop.register(fd: fd, handler: l)
                 ports.append(port)
-                logger.info("listening on \(lc.bind):\(port) (\(tls == nil ? "mqtt" : "mqtt over TLS"))")
+                logger.info("listening on \(lc.bind):\(port) (\(tls == nil ? "mqtt" : "mqtt over TLS")); \(whoMayConnect(lc))")
             }
         } catch {
             for l in listeners { l.close() }
@@ -73,6 +73,30 @@ public final class Broker: @unchecked Sendable {
         contexts[0].loop.execute { [unowned self] in self.startTrimTimer() }
         logger.info("turnpike \(Broker.version) running with \(group.loops.count) loop(s)")
         return ports
+    }
+
+    /// One line for the start-up log: who may connect on `listener`.
+    func whoMayConnect(_ listener: BrokerConfiguration.ListenerConfiguration) -> String {
+        var proofs: [String] = []
+        if configuration.auth.passwords != nil { proofs.append("a password_file user") }
+        if configuration.auth.jwt != nil { proofs.append("a JWT") }
+        if let tls = listener.tls, tls.caFile != nil {
+            proofs.append(tls.requireClientCertificate ? "a client certificate (required)" : "a client certificate")
+        } else if listener.tls?.requireClientCertificate == true {
+            proofs.append("a client certificate (required)")
+        }
+        let proof = proofs.isEmpty ? "nothing can authenticate a client" : "clients authenticate with " + proofs.joined(separator: ", ")
+        let anonymousEverywhere = configuration.allowsAnonymous(on: listener, fromLoopback: false)
+        let anonymousLocally = configuration.allowsAnonymous(on: listener, fromLoopback: true)
+        let anonymous: String
+        if anonymousEverywhere {
+            anonymous = "anonymous clients allowed from anywhere (allow_anonymous = true)"
+        } else if anonymousLocally {
+            anonymous = "anonymous clients allowed over loopback only (set allow_anonymous = true to allow them from the network)"
+        } else {
+            anonymous = "anonymous clients refused"
+        }
+        return anonymous + "; " + proof
     }
 
     /// Reloads every TLS listener's certificate, key and CA files (SIGHUP). New connections use
@@ -114,7 +138,7 @@ public final class Broker: @unchecked Sendable {
     }
 
     /// Accepted sockets are spread round-robin over the loops.
-    func adopt(fd: Int32, peer: String, listener: Listener) {
+    func adopt(fd: Int32, peer: String, fromLoopback: Bool, listener: Listener) {
         let limit = configuration.limits.maxConnections
         let open = stats.socketsOpen.wrappingAdd(1, ordering: .relaxed).newValue
         let listenerLimit = listener.configuration.maxConnections
@@ -131,7 +155,7 @@ public final class Broker: @unchecked Sendable {
         ctx.loop.execute { [unowned self] in
             do {
                 let tls = try tlsContext.map { try TLSStream(context: $0, fd: fd) }
-                let c = Connection(fd: fd, peer: peer, context: ctx, listener: listener, tls: tls)
+                let c = Connection(fd: fd, peer: peer, fromLoopback: fromLoopback, context: ctx, listener: listener, tls: tls)
                 try c.start()
                 ctx.add(c)
             } catch {
@@ -203,7 +227,7 @@ final class Listener: EventHandler, @unchecked Sendable {
                     continue
                 }
                 acceptBucket?.take(1, now: context.loop.now)
-                broker.adopt(fd: cfd, peer: peer, listener: self)
+                broker.adopt(fd: cfd, peer: peer, fromLoopback: address.isLoopback, listener: self)
             } catch {
                 // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays
                 // queued and the listener stays readable, so pause it for a moment instead of

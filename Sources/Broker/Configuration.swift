@@ -43,6 +43,9 @@ public struct BrokerConfiguration: Sendable {
         public var maxConnections = 0
         /// New connections accepted per second; nil takes `Limits.acceptRate`, 0 is unlimited.
         public var acceptRate: Int?
+        /// Anonymous clients on this listener; nil takes `[auth] allow_anonymous`, and when that
+        /// is not set either, only clients connecting over loopback may be anonymous.
+        public var allowAnonymous: Bool?
 
         public init(bind: String = "0.0.0.0", port: Int = 1883, tls: TLSConfiguration? = nil) {
             self.bind = bind; self.port = port; self.tls = tls
@@ -68,8 +71,13 @@ public struct BrokerConfiguration: Sendable {
         public var maxSubscriptionsPerClient: Int = 0
         /// Topic Alias Maximum offered to v5 clients (0 turns inbound aliases off).
         public var maxTopicAlias: Int = 10
-        /// Receive Maximum offered to v5 clients: QoS 2 messages a client may have awaiting PUBREL.
-        public var receiveMaximum: Int = 65535
+        /// Receive Maximum offered to v5 clients: QoS 1/2 messages a client may have awaiting the
+        /// broker's acknowledgement (PUBACK, or PUBREL then PUBCOMP); one more is DISCONNECT 0x93.
+        /// Bounded by default (EMQX offers 32, mosquitto 20) so one client cannot pin broker memory.
+        public var receiveMaximum: Int = 128
+        /// Client ids, user names, will topics, topic names and filters with control characters
+        /// (U+0001–U+001F, U+007F–U+009F) or Unicode non-characters are refused as malformed.
+        public var strictUTF8 = true
         /// Upper bound on a v5 client's Session Expiry Interval, seconds (0xFFFFFFFF: never expires).
         public var maxSessionExpiry: UInt32 = 0xFFFF_FFFF
         /// Seconds a new connection may take to send CONNECT.
@@ -89,6 +97,13 @@ public struct BrokerConfiguration: Sendable {
         public var flappingBan: Int = 300
 
         public init() {}
+    }
+
+    /// Whether a client that proves no identity may connect on `listener`: as the listener says,
+    /// else as `[auth] allow_anonymous` says, else only over loopback (mosquitto 2.0's lesson: a
+    /// default that lets anyone on the network in gets found and used).
+    public func allowsAnonymous(on listener: ListenerConfiguration, fromLoopback: Bool) -> Bool {
+        listener.allowAnonymous ?? auth.allowAnonymous ?? fromLoopback
     }
 }
 

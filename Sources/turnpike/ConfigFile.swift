@@ -47,6 +47,7 @@ struct ConfigFile {
         "flapping_max_connects": intLimit(0...Int(Int32.max)) { $0.flappingMaxConnects = $1 },
         "flapping_window": intLimit(1...86_400) { $0.flappingWindow = $1 },
         "flapping_ban": intLimit(1...31_536_000) { $0.flappingBan = $1 },
+        "strict_utf8": { c, v in guard let b = v.bool else { return false }; c.limits.strictUTF8 = b; return true },
     ]
 
     typealias ListenerKey = (inout BrokerConfiguration.ListenerConfiguration, any TOMLValueConvertible) -> Bool
@@ -83,6 +84,7 @@ struct ConfigFile {
         },
         "ciphers": tlsKey { t, v in guard let s = v.string else { return false }; t.ciphers = s; return true },
         "ciphersuites": tlsKey { t, v in guard let s = v.string else { return false }; t.ciphersuites = s; return true },
+        "allow_anonymous": { l, v in guard let b = v.bool else { return false }; l.allowAnonymous = b; return true },
         "use_identity_as_username": { l, v in guard let b = v.bool else { return false }; l.useIdentityAsUsername = b; return true },
         "use_subject_as_username": { l, v in guard let b = v.bool else { return false }; l.useSubjectAsUsername = b; return true },
     ]

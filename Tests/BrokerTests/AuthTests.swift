@@ -392,7 +392,7 @@ final class AuthTests: XCTestCase {
     func testAuthenticatorDecisions() throws {
         var auth = BrokerConfiguration.Auth()
         func decide(_ user: String?, _ pass: String?, client: String = "c", cert: String? = nil) -> Authenticator.Decision {
-            Authenticator.decide(auth, username: user, password: pass.map { Array($0.utf8) }, clientId: client,
+            Authenticator.decide(auth, allowAnonymous: auth.allowAnonymous ?? true, username: user, password: pass.map { Array($0.utf8) }, clientId: client,
                                  certificateIdentity: cert, now: now)
         }
         XCTAssertEqual(decide(nil, nil), .accept(username: nil, claims: nil))

@@ -64,7 +64,7 @@ DEFAULT_LIMITS = {
 SERVER_KEYS = {"sys_interval"}
 # Turnpike-only [limits] keys: accepted as overrides, written only when given.
 EXTRA_LIMITS = {"connect_timeout", "accept_rate", "max_publish_rate", "max_publish_bytes_rate",
-                "flapping_max_connects", "flapping_window", "flapping_ban"}
+                "flapping_max_connects", "flapping_window", "flapping_ban", "strict_utf8", "receive_maximum"}
 
 _ACTIVE_BROKERS: list["Broker"] = []
 
@@ -144,7 +144,7 @@ class Broker:
     def _turnpike_config(self) -> Path:
         lim = self.limits
         lines = ["[server]", f"sys_interval = {lim['sys_interval']}", "", "[limits]"]
-        lines += [f"{k} = {v}" for k, v in lim.items() if k not in SERVER_KEYS]
+        lines += [f"{k} = {toml_value(v)}" for k, v in lim.items() if k not in SERVER_KEYS]
         if self.auth:
             lines += ["", "[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()]
         if self.bans:

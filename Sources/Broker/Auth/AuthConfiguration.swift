@@ -2,9 +2,10 @@ extension BrokerConfiguration {
     /// Authentication and authorization (`[auth]` in turnpike.toml). The files it names are loaded
     /// and checked by whoever builds the configuration, so a broker never starts with a bad one.
     public struct Auth: Sendable {
-        /// Clients that send neither user name nor password may connect (refused with
-        /// CONNACK 0x87 / return code 5 when false).
-        public var allowAnonymous = true
+        /// Clients that prove no identity (no checked credentials, no verified client certificate)
+        /// may connect; refused with CONNACK 0x87 / return code 5 when false. Unset (nil): only
+        /// over loopback (`BrokerConfiguration.allowsAnonymous`); a listener may override it.
+        public var allowAnonymous: Bool?
         /// Users and password hashes (`password_file`).
         public var passwords: PasswordFile?
         /// JWTs accepted as passwords (`jwt_secret` or `jwt_public_key_file` + `jwt_algorithm`).

@@ -3,8 +3,9 @@ import MQTTCodec
 /// Decides a CONNECT from its credentials (see `BrokerConfiguration.Auth`). In order:
 /// 1. A certificate identity (set by TLS with use_identity_as_username/use_subject_as_username)
 ///    is the user name; no password is checked.
-/// 2. No user name and no password: anonymous, accepted only with `allow_anonymous`
-///    (else CONNACK 0x87 / v3 return code 5).
+/// 2. No user name and no password: anonymous, accepted only when `allowAnonymous` (the
+///    listener's resolved policy, `BrokerConfiguration.allowsAnonymous`, or a verified client
+///    certificate) says so (else CONNACK 0x87 / v3 return code 5).
 /// 3. A password shaped like a JWT (three base64url parts, the first decoding to a JSON header),
 ///    when JWT is configured: the token must verify and be within
 ///    `exp`/`nbf`; its `sub` (else the CONNECT user name) becomes the user name; a `client_id`
@@ -18,19 +19,19 @@ enum Authenticator {
         case refuse(ReasonCode, String)
     }
 
-    static func decide(_ auth: BrokerConfiguration.Auth, username: String?, password: [UInt8]?,
+    static func decide(_ auth: BrokerConfiguration.Auth, allowAnonymous: Bool, username: String?, password: [UInt8]?,
                        clientId: String, certificateIdentity: String?, now: Int64) -> Decision {
         if let identity = certificateIdentity {
             return .accept(username: identity, claims: nil)
         }
         guard username != nil || password != nil else {
-            return auth.allowAnonymous ? .accept(username: nil, claims: nil)
-                                       : .refuse(.notAuthorized, "anonymous clients are not allowed")
+            return allowAnonymous ? .accept(username: nil, claims: nil)
+                                  : .refuse(.notAuthorized, "anonymous clients are not allowed here")
         }
         let checksCredentials = auth.passwords != nil || auth.jwt != nil
         guard let password else {
             return checksCredentials ? .refuse(.badUserNameOrPassword, "user '\(username ?? "")' sent no password")
-                                     : unchecked(auth, username)
+                                     : unchecked(allowAnonymous, username)
         }
         if let jwt = auth.jwt, JWTVerifier.looksLikeToken(password) {
             switch jwt.verify(password, now: now) {
@@ -55,13 +56,13 @@ enum Authenticator {
             return .accept(username: username, claims: nil)
         }
         return checksCredentials ? .refuse(.badUserNameOrPassword, "password is not a valid JWT")
-                                 : unchecked(auth, username)
+                                 : unchecked(allowAnonymous, username)
     }
 
     /// Nothing can check the credentials: they prove nothing, so the client counts as anonymous
     /// (but keeps its user name for the ACL).
-    private static func unchecked(_ auth: BrokerConfiguration.Auth, _ username: String?) -> Decision {
-        auth.allowAnonymous ? .accept(username: username, claims: nil)
-                            : .refuse(.notAuthorized, "no password_file or JWT key to check credentials, and allow_anonymous is false")
+    private static func unchecked(_ allowAnonymous: Bool, _ username: String?) -> Decision {
+        allowAnonymous ? .accept(username: username, claims: nil)
+                            : .refuse(.notAuthorized, "no password_file or JWT key to check credentials, and anonymous clients are not allowed here")
     }
 }

@@ -15,6 +15,10 @@ final class Connection: EventHandler, FlushTarget {
     let fd: Int32
     let context: LoopContext
     let peer: String
+    /// The peer is on this machine (127.0.0.0/8 or ::1): anonymous access by default.
+    let fromLoopback: Bool
+    /// The TLS client presented a certificate the listener's CA verified: it is not anonymous.
+    var hasVerifiedCertificate = false
     /// The listener that accepted it (per-listener limits and certificate identity options).
     let listener: Listener
     /// Set on TLS listeners; OpenSSL then reads and writes the socket.
@@ -72,9 +76,10 @@ final class Connection: EventHandler, FlushTarget {
     /// v5 Request Problem Information: reason strings only when the client wants them.
     var wantsProblemInformation = true
 
-    init(fd: Int32, peer: String, context: LoopContext, listener: Listener, tls: TLSStream?) {
+    init(fd: Int32, peer: String, fromLoopback: Bool, context: LoopContext, listener: Listener, tls: TLSStream?) {
         self.fd = fd
         self.peer = peer
+        self.fromLoopback = fromLoopback
         self.context = context
         self.listener = listener
         self.tls = tls
@@ -144,6 +149,7 @@ final class Connection: EventHandler, FlushTarget {
         switch tls.handshake() {
         case .done:
             setHandshakeWantsWrite(false)
+            hasVerifiedCertificate = listener.configuration.tls?.caFile != nil && tls.hasVerifiedPeerCertificate
             if listener.configuration.useIdentityAsUsername || listener.configuration.useSubjectAsUsername {
                 guard let identity = tls.peerIdentity(wholeSubject: listener.configuration.useSubjectAsUsername) else {
                     close(reason: "TLS client sent no certificate identity, which this listener uses as the username")
@@ -194,6 +200,10 @@ final class Connection: EventHandler, FlushTarget {
     private func process(_ bytes: UnsafeRawBufferPointer) -> Int {
         var offset = 0
         while offset < bytes.count, state != .closed, state != .attaching, readPauses.isEmpty {
+            if let refusal = refusedFromFixedHeader(bytes[offset]) {
+                protocolViolation(.protocolError, refusal)
+                break
+            }
             do {
                 guard let (packet, used) = try decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...])) else { break }
                 offset += used
@@ -206,6 +216,21 @@ final class Connection: EventHandler, FlushTarget {
             }
         }
         return offset
+    }
+
+    /// Packet types only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP), and AUTH after
+    /// a v5 CONNECT without an Authentication Method (the only kind accepted), are a Protocol
+    /// Error whatever their body holds: decided from the first byte, before the body is read.
+    private func refusedFromFixedHeader(_ first: UInt8) -> String? {
+        guard state == .connected else { return nil }
+        switch first >> 4 {
+        case 2: return "CONNACK is a server-to-client packet"
+        case 9: return "SUBACK is a server-to-client packet"
+        case 11: return "UNSUBACK is a server-to-client packet"
+        case 13: return "PINGRESP is a server-to-client packet"
+        case 15 where version == .v5: return "AUTH without an Authentication Method in CONNECT"
+        default: return nil
+        }
     }
 
     /// Stops reading, e.g. while the session is handed over from another loop (later packets

@@ -8,9 +8,16 @@ extension Connection {
     /// Only for decisions that need no hashing: `handleConnect` sends password and JWT checks to
     /// the broker's credential thread and applies the result with `applyAuthentication`.
     func authenticateConnect(_ c: ConnectPacket, clientId id: String) -> Bool {
-        let decision = Authenticator.decide(broker.configuration.auth, username: c.username, password: c.password,
+        let decision = Authenticator.decide(broker.configuration.auth, allowAnonymous: allowsAnonymous,
+                                            username: c.username, password: c.password,
                                             clientId: id, certificateIdentity: certificateIdentity, now: context.wallClock)
         return applyAuthentication(decision, c, clientId: id)
+    }
+
+    /// Whether this client may connect without credentials: the listener's policy, or a client
+    /// certificate the listener's CA verified (which proves an identity of its own).
+    var allowsAnonymous: Bool {
+        hasVerifiedCertificate || broker.configuration.allowsAnonymous(on: listener.configuration, fromLoopback: fromLoopback)
     }
 
     /// Acts on an authentication decision (made here or on the credential thread).
@@ -59,7 +66,8 @@ extension Connection {
         case .atLeastOnce: send(.puback(AckPacket(packetId: p.packetId, reasonCode: code)))
         case .exactlyOnce:
             // An error PUBREC ends the v5 exchange [MQTT-4.3.3]; v3 goes on to PUBREL/PUBCOMP,
-            // which handlePubRel answers whether or not the id is known.
+            // so the id waits for its PUBREL like any other.
+            if version != .v5 { session?.inboundQoS2.insert(p.packetId) }
             send(.pubrec(AckPacket(packetId: p.packetId, reasonCode: code)))
         }
     }

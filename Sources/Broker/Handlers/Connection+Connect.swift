@@ -15,6 +15,8 @@ extension Connection {
             return
         }
 
+        if limits.strictUTF8, !refuseControlCharacters(c) { return }
+
         var id = c.clientId
         var assigned: String?
         if id.isEmpty {
@@ -61,13 +63,13 @@ extension Connection {
             state = .attaching
             pauseReading()
             let auth = broker.configuration.auth
-            let (username, password, identity, now) = (c.username, c.password, certificateIdentity, context.wallClock)
+            let (username, password, identity, now, anonymous) = (c.username, c.password, certificateIdentity, context.wallClock, allowsAnonymous)
             let (clientId, assignedId, keepAliveSeconds, cappedKeepAlive) = (id, assigned, keepAlive, serverKeepAlive)
             let loop = self.loop
             // The connection is confined to its loop: the closure only carries it back there.
             let connection = UncheckedSendable(self)
             broker.credentialQueue.async {
-                let decision = Authenticator.decide(auth, username: username, password: password, clientId: clientId,
+                let decision = Authenticator.decide(auth, allowAnonymous: anonymous, username: username, password: password, clientId: clientId,
                                                     certificateIdentity: identity, now: now)
                 loop.execute {
                     let conn = connection.value
@@ -201,6 +203,28 @@ extension Connection {
             logger.info("refused connection from \(peer): \(message) (\(code))")
         }
         close(reason: message)
+    }
+
+    /// `[limits] strict_utf8`: a client id with a control character or a non-character is
+    /// CONNACK 0x85 (v3: 0x02); such a user name or will topic is malformed, CONNACK 0x81 for v5
+    /// and a plain close for v3.1.1, which has no return code for it. Returns false when refused.
+    private func refuseControlCharacters(_ c: ConnectPacket) -> Bool {
+        if let bad = StrictUTF8.firstRefused(in: c.clientId) {
+            refuseConnect(.clientIdentifierNotValid, "client id contains \(StrictUTF8.describe(bad)) (strict_utf8)")
+            return false
+        }
+        for (what, text) in [("user name", c.username), ("will topic", c.will?.topic)] {
+            guard let text, let bad = StrictUTF8.firstRefused(in: text) else { continue }
+            let why = "\(what) contains \(StrictUTF8.describe(bad)) (strict_utf8)"
+            if version == .v5 {
+                refuseConnect(.malformedPacket, why)
+            } else {
+                logger.info("refused connection from \(peer): \(why); closing")
+                close(reason: why)
+            }
+            return false
+        }
+        return true
     }
 
     func levelCount(_ topic: String) -> Int {

@@ -30,6 +30,10 @@ extension Connection {
             protocolViolation(.protocolError, "PUBLISH without a topic name [MQTT-4.7.3-1]")
             return
         }
+        if limits.strictUTF8, !p.topic.isEmpty, let bad = StrictUTF8.firstRefused(in: p.topic) {
+            protocolViolation(.malformedPacket, "PUBLISH topic name contains \(StrictUTF8.describe(bad)) (strict_utf8)")
+            return
+        }
         if levelCount(topic) > limits.maxTopicLevels {
             protocolViolation(.topicNameInvalid, "topic has more than \(limits.maxTopicLevels) levels")
             return
@@ -60,8 +64,10 @@ extension Connection {
                 send(.pubrec(AckPacket(packetId: p.packetId)))
                 return
             }
-            if session.inboundQoS2.count >= limits.receiveMaximum {
-                protocolViolation(.receiveMaximumExceeded, "more than \(limits.receiveMaximum) QoS 2 messages awaiting PUBREL [MQTT-3.3.4-9]")
+            // Receive Maximum is what v5 clients were offered in CONNACK; a v3.1.1 client was
+            // offered nothing, and its unreleased ids cost two bytes each.
+            if version == .v5, session.inboundQoS2.count >= limits.receiveMaximum {
+                protocolViolation(.receiveMaximumExceeded, "more than Receive Maximum \(limits.receiveMaximum) QoS 2 messages awaiting PUBREL [MQTT-3.3.4-9]")
                 return
             }
             session.inboundQoS2.insert(p.packetId)
@@ -74,21 +80,43 @@ extension Connection {
         version == .v5 && delivered == 0 ? .noMatchingSubscribers : .success
     }
 
+    // Acknowledgements of the wrong kind (PUBREC/PUBCOMP for a QoS 1 message, PUBACK for a QoS 2
+    // one, PUBCOMP before PUBREC) are protocol errors: ignored, they would leave the message
+    // inflight, holding a slot of the client's window until the session ends.
+
     func handlePubRel(_ a: AckPacket) {
         guard let session else { return }
-        let known = session.inboundQoS2.remove(a.packetId) != nil
-        send(.pubcomp(AckPacket(packetId: a.packetId, reasonCode: known || version != .v5 ? .success : .packetIdentifierNotFound)))
+        if session.inboundQoS2.remove(a.packetId) != nil {
+            session.rememberReleased(a.packetId)
+            send(.pubcomp(AckPacket(packetId: a.packetId)))
+        } else if version == .v5 {
+            send(.pubcomp(AckPacket(packetId: a.packetId, reasonCode: .packetIdentifierNotFound)))
+        } else if session.wasReleased(a.packetId) {
+            // Our PUBCOMP was lost with the last connection and the client resends its PUBREL
+            // [MQTT-4.4.0-1]: complete it again.
+            send(.pubcomp(AckPacket(packetId: a.packetId)))
+        } else {
+            protocolViolation(.protocolError, "PUBREL for packet id \(a.packetId), which no QoS 2 PUBLISH awaits")
+        }
     }
 
     func handlePubAck(_ a: AckPacket) {
         guard let session else { return }
+        if let o = session.inflight.first(where: { $0.packetId == a.packetId }), o.qos == .exactlyOnce {
+            protocolViolation(.protocolError, "PUBACK for packet id \(a.packetId), which was sent at QoS 2")
+            return
+        }
         broker.acknowledge(session, packetId: a.packetId, expecting: .awaitingPubAck)
     }
 
     func handlePubRec(_ a: AckPacket) {
         guard let session else { return }
-        guard let i = session.inflight.firstIndex(where: { $0.packetId == a.packetId && $0.qos == .exactlyOnce }) else {
+        guard let i = session.inflight.firstIndex(where: { $0.packetId == a.packetId }) else {
             send(.pubrel(AckPacket(packetId: a.packetId, reasonCode: version == .v5 ? .packetIdentifierNotFound : .success)))
+            return
+        }
+        if session.inflight[i].qos != .exactlyOnce {
+            protocolViolation(.protocolError, "PUBREC for packet id \(a.packetId), which was sent at QoS 1")
             return
         }
         if a.reasonCode.isError {
@@ -102,6 +130,12 @@ extension Connection {
 
     func handlePubComp(_ a: AckPacket) {
         guard let session else { return }
+        if let o = session.inflight.first(where: { $0.packetId == a.packetId }), o.state != .awaitingPubComp {
+            protocolViolation(.protocolError, o.qos == .exactlyOnce
+                ? "PUBCOMP for packet id \(a.packetId) before its PUBREC"
+                : "PUBCOMP for packet id \(a.packetId), which was sent at QoS 1")
+            return
+        }
         broker.acknowledge(session, packetId: a.packetId, expecting: .awaitingPubComp)
     }
 

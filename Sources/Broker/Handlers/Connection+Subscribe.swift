@@ -6,6 +6,7 @@ extension Connection {
     /// SUBSCRIBE (MQTT 3.1.1 §3.8, 5.0 §3.8): one reason code per filter, then retained messages.
     func handleSubscribe(_ s: SubscribePacket) {
         guard let session else { return }
+        if limits.strictUTF8, !filtersAreClean(s.subscriptions.lazy.map(\.filter), "SUBSCRIBE") { return }
         let v5 = version == .v5
         let identifier = s.properties.subscriptionIdentifiers.first
         var codes: [ReasonCode] = []
@@ -59,6 +60,7 @@ extension Connection {
     /// UNSUBSCRIBE (MQTT 3.1.1 §3.10, 5.0 §3.10).
     func handleUnsubscribe(_ u: UnsubscribePacket) {
         guard let session else { return }
+        if limits.strictUTF8, !filtersAreClean(u.filters, "UNSUBSCRIBE") { return }
         var codes: [ReasonCode] = []
         for f in u.filters {
             let existed = broker.unsubscribe(session, filter: f)
@@ -72,6 +74,18 @@ extension Connection {
             }
         }
         send(.unsuback(UnsubAckPacket(packetId: u.packetId, reasonCodes: version == .v5 ? codes : [])))
+    }
+
+    /// `[limits] strict_utf8`: a filter with a control character or a non-character makes the
+    /// whole packet malformed (v5 DISCONNECT 0x81, v3.1.1 close). Returns false when it did.
+    private func filtersAreClean<S: Sequence<String>>(_ filters: S, _ packet: StaticString) -> Bool {
+        for f in filters {
+            if let bad = StrictUTF8.firstRefused(in: f) {
+                protocolViolation(.malformedPacket, "\(packet) topic filter contains \(StrictUTF8.describe(bad)) (strict_utf8)")
+                return false
+            }
+        }
+        return true
     }
 
     /// DISCONNECT from the client (MQTT 3.1.1 §3.14, 5.0 §3.14).

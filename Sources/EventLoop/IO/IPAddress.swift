@@ -32,6 +32,11 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var isIPv4: Bool { high == 0 && low >> 32 == 0xFFFF }
 
+    /// 127.0.0.0/8 or ::1: a peer on this machine.
+    public var isLoopback: Bool {
+        (isIPv4 && UInt32(truncatingIfNeeded: low) >> 24 == 127) || (high == 0 && low == 1)
+    }
+
     public var description: String {
         if isIPv4 {
             let v = UInt32(truncatingIfNeeded: low)

@@ -107,6 +107,13 @@ public final class TLSStream {
     public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
     public var resumed: Bool { SSL_session_reused(ssl) == 1 }
 
+    /// The peer sent a certificate and it verified against the CA file.
+    public var hasVerifiedPeerCertificate: Bool {
+        guard SSL_get_verify_result(ssl) == X509_V_OK, let cert = SSL_get1_peer_certificate(ssl) else { return false }
+        X509_free(cert)
+        return true
+    }
+
     /// The verified peer certificate's subject: its CN, or the whole subject in RFC 2253 form.
     public func peerIdentity(wholeSubject: Bool) -> String? {
         guard SSL_get_verify_result(ssl) == X509_V_OK, let cert = SSL_get1_peer_certificate(ssl) else { return nil }
