@@ -202,16 +202,25 @@ def test_event_rules_fire_on_connect_and_disconnect(broker_factory, examples_dir
     b = start(broker_factory, examples_dir)
     cid = f"car-{uid}"
     watcher = clients(b, "presence-watcher")
-    watcher.subscribe(f"fleet/presence/{cid}", qos=1)
+    watcher.subscribe(f"$fleet/presence/{cid}", qos=1)
+    everything = clients(b, "hash-watcher")
+    everything.subscribe("#", qos=1)
     car = clients(b, cid, version=V311)
     m = watcher.get()
     row = json.loads(m.payload)
-    assert m.topic == f"fleet/presence/{cid}"
+    assert m.topic == f"$fleet/presence/{cid}"
+    assert not m.retain
     assert row["clientid"] == cid and row["event"] == "client.connected"
     assert abs(row["ts"] - time.time() * 1000) < 60_000
     car.disconnect()
     row = json.loads(watcher.get().payload)
     assert row["clientid"] == cid and row["event"] == "client.disconnected"
+    # The example rules change nothing a client did not ask for: a '#' subscriber sees no
+    # presence messages, and none is retained for a later subscriber.
+    everything.expect_none(0.5)
+    late = clients(b, "late-watcher")
+    late.subscribe("$fleet/presence/#", qos=1)
+    late.expect_none(0.5)
     # connections.sql also logs each event.
     assert wait_until(lambda: f"rule connections: {cid} client.disconnected" in b.log_text())
 
