@@ -26,12 +26,17 @@ let package = Package(
             name: "COpenSSL",
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CRocksDB",
+            pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev"])]),
         .target(name: "MQTTCodec"),
         .target(name: "RuleEngine"),
         .target(
             name: "EventLoop",
             dependencies: ["CSystemShims", "COpenSSL"],
             swiftSettings: loopConfined),
+        .target(name: "Storage", dependencies: ["CRocksDB"], swiftSettings: loopConfined),
         .target(
             name: "Broker",
             dependencies: [
@@ -65,6 +70,7 @@ let package = Package(
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: loopConfined),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop", "COpenSSL"], swiftSettings: loopConfined),
     ]
 )

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libssl-dev)
+packages=(pkg-config libssl-dev librocksdb-dev)
 if [ "${1:-}" = test ]; then
     packages+=(mosquitto mosquitto-clients python3-venv)
 fi
