@@ -1,6 +1,4 @@
 import CRocksDB
-import Glibc
-import Synchronization
 
 /// The broker's durable key-value store: one RocksDB directory with a column family per
 /// `Keyspace`, a group-committing writer thread and, for `.periodic` durability, a WAL flusher.
@@ -8,45 +6,19 @@ import Synchronization
 /// Threads: `commit` and `statistics` may be called from any thread at any time. `get`, `scan`,
 /// `count` and `commitNow` from any thread too (RocksDB is thread-safe), but not concurrently
 /// with `close()`, which frees the handles they use. Completions run on the committer thread.
+///
+/// C ownership: the store owns one `StoreEngine`, which owns the one `RocksDBHandle` (the
+/// `rocksdb_t*` and its column family handles, see there) and the shared read/write options.
 public final class Store: @unchecked Sendable {
-    public let directory: String
-    public let options: StoreOptions
+    let engine: StoreEngine
 
-    /// The only owner of the `rocksdb_t*` and its column family handles; see RocksDBHandle.
-    let handle: RocksDBHandle
-    /// `rocksdb_readoptions_t` / `rocksdb_writeoptions_t` are only read by RocksDB, so one of
-    /// each is shared by all threads; destroyed in `close()` after the DB.
-    let readOptions: OpaquePointer
-    let writeOptions: OpaquePointer
+    public var directory: String { engine.directory }
+    public var options: StoreOptions { engine.options }
 
-    /// The committer's queue and lifecycle, under `lock`.
-    let lock = ConditionLock()
-    var queue: [PendingCommit] = []
-    var firstPendingAtNanos: UInt64 = 0
-    var isStopping = false
-    var committerThread: pthread_t? = nil
-    /// The `.periodic` WAL flusher's own lock, so a commit's wake-up never lands on it.
-    let flusherLock = ConditionLock()
-    var flusherStopping = false
-    var flusherThread: pthread_t? = nil
+    private init(_ engine: StoreEngine) { self.engine = engine }
 
-    let isClosed = Atomic<Bool>(false)
-    let writesTotal = Atomic<Int>(0)
-    let commitsTotal = Atomic<Int>(0)
-    let syncsTotal = Atomic<Int>(0)
-    let lastCommitLatencyMicros = Atomic<Int>(0)
-    let pendingBatches = Atomic<Int>(0)
-
-    private init(directory: String, options: StoreOptions, handle: RocksDBHandle) {
-        self.directory = directory
-        self.options = options
-        self.handle = handle
-        readOptions = rocksdb_readoptions_create()!
-        writeOptions = rocksdb_writeoptions_create()!
-        if options.durability == .sync { rocksdb_writeoptions_set_sync(writeOptions, 1) }
-    }
-
-    deinit { close() }
+    /// Closes the store if the owner did not.
+    deinit { engine.close() }
 
     /// Opens (creating if needed) the store in `directory`, repairing it if RocksDB finds it
     /// damaged. A torn WAL tail is dropped by point-in-time recovery without a repair; a bad
@@ -74,7 +46,7 @@ public final class Store: @unchecked Sendable {
             do {
                 handle = try RocksDBHandle.open(path: directory, options: rocksOptions, readOnly: false)
             } catch {
-                guard isDamage(error) else {
+                guard isDamage(error, hadCurrent: hasCurrent) else {
                     throw StorageError(code: error.code, message: "cannot open store \(directory): \(error.message)")
                 }
                 report.problems.append(error.message)
@@ -100,170 +72,59 @@ public final class Store: @unchecked Sendable {
             }
         }
 
-        let store = Store(directory: directory, options: options, handle: handle!)
-        try store.anchorEmptyKeyspaces()
-        store.resetCounters()
-        try store.startThreads()
-        return (store, report)
+        let engine = StoreEngine(directory: directory, options: options, handle: handle!)
+        do {
+            try engine.anchorEmptyKeyspaces()
+            engine.resetCounters()
+            try engine.startThreads()
+        } catch {
+            engine.close()
+            throw error
+        }
+        return (Store(engine), report)
     }
 
     /// Errors that mean the files are damaged, so repair is worth trying: Corruption, and a
-    /// file the MANIFEST lists but the directory lacks. Not a held lock or a permission problem.
-    private static func isDamage(_ e: StorageError) -> Bool {
+    /// file the MANIFEST lists but the directory lacks. Not a held lock, a permission problem
+    /// or a directory that cannot be created.
+    private static func isDamage(_ e: StorageError, hadCurrent: Bool) -> Bool {
         if e.code == .corruption { return true }
-        return e.code == .io && e.message.contains("No such file") && !e.message.contains("LOCK")
-    }
-
-    /// Gives every column family without an SST a one-tombstone SST.
-    ///
-    /// Why: `rocksdb_repair_db` (the C API takes no column family list) learns which family a
-    /// WAL record belongs to only from the properties of that family's SST files. A family
-    /// with none (new, or its only SST unreadable) has its WAL records dropped by repair, so a
-    /// bad MANIFEST would lose recent writes to it. Recovery has just flushed the WAL into SSTs,
-    /// so a family with no SST bytes holds no data and deleting its empty key changes nothing.
-    private func anchorEmptyKeyspaces() throws(StorageError) {
-        let bare = Keyspace.allCases.filter { handle.property("rocksdb.total-sst-files-size", keyspace: $0) == "0" }
-        if bare.isEmpty { return }
-        var batch = StoreBatch()
-        for ks in bare { batch.delete(ks, key: []) }
-        try commitNow(batch)
-        try flush(bare)
-    }
-
-    /// Statistics count the caller's writes, not the anchoring.
-    private func resetCounters() {
-        writesTotal.store(0, ordering: .relaxed)
-        commitsTotal.store(0, ordering: .relaxed)
-        syncsTotal.store(0, ordering: .relaxed)
-        lastCommitLatencyMicros.store(0, ordering: .relaxed)
-    }
-
-    private func startThreads() throws(StorageError) {
-        committerThread = try StoreThread.start("store committer") { [self] in runCommitter() }
-        if case .periodic(let intervalMs) = options.durability {
-            flusherThread = try StoreThread.start("store WAL flusher") { [self] in runFlusher(intervalMs: max(1, intervalMs)) }
-        }
+        return hadCurrent && e.code == .io && e.message.contains("No such file") && !e.message.contains("LOCK")
     }
 
     /// The value of `key` in `ks`, or nil.
-    public func get(_ ks: Keyspace, key: [UInt8]) throws(StorageError) -> [UInt8]? {
-        guard !isClosed.load(ordering: .acquiring) else { throw .closed() }
-        var length = 0
-        // rocksdb_get_cf returns a malloc'ed copy (or NULL when absent), freed here.
-        let value = try key.withUnsafeBufferPointer { (k) throws(StorageError) in
-            try k.withMemoryRebound(to: CChar.self) { (k) throws(StorageError) in
-                try rocksDBCall { rocksdb_get_cf(handle.db, readOptions, handle.keyspaces[ks.index]!, k.baseAddress, k.count, &length, $0) }
-            }
-        }
-        guard let value else { return nil }
-        defer { rocksdb_free(value) }
-        return Array(UnsafeRawBufferPointer(start: value, count: length))
-    }
+    public func get(_ ks: Keyspace, key: [UInt8]) throws(StorageError) -> [UInt8]? { try engine.get(ks, key: key) }
 
     /// Calls `body` with each key and value in `ks` starting with `prefix`, in key order, until
     /// it returns false. The buffers are valid only during the call. Throws the iterator's error
-    /// (a damaged block is `.corruption`) or `body`'s.
+    /// (a damaged block is `.corruption`, naming the SST) or `body`'s.
     public func scan(_ ks: Keyspace, prefix: [UInt8] = [], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
-        guard !isClosed.load(ordering: .acquiring) else { throw StorageError.closed() }
-        try handle.iterate(handle.keyspaces[ks.index]!, readOptions: readOptions, prefix: prefix, body)
+        try engine.scan(ks, prefix: prefix, body)
     }
 
     /// Records in `ks`, counted by iteration (RocksDB's estimate counts overwrites and deletes).
-    public func count(_ ks: Keyspace) throws -> Int {
-        var n = 0
-        try scan(ks) { _, _ in n += 1; return true }
-        return n
+    public func count(_ ks: Keyspace) throws -> Int { try engine.count(ks) }
+
+    /// Queues `batch` to be written with whatever else is pending; never waits for the disk.
+    /// `completion` runs on the committer thread once the batch is durable per `durability`
+    /// (nil) or failed (every batch of the failed group gets the error). Batches are applied
+    /// in submission order. After `close()`, `completion(.closed)` runs at once on this thread.
+    public func commit(_ batch: StoreBatch, completion: @escaping @Sendable (StorageError?) -> Void) {
+        engine.commit(batch, completion: completion)
     }
 
     /// Writes `batch` now on the calling thread (fsynced under `.sync`), bypassing the commit
     /// queue: for start-up and maintenance, not ordered with batches still queued by `commit`.
-    public func commitNow(_ batch: StoreBatch) throws(StorageError) {
-        guard !isClosed.load(ordering: .acquiring) else { throw .closed() }
-        let wb = rocksdb_writebatch_create()!
-        defer { rocksdb_writebatch_destroy(wb) }
-        append(batch, to: wb)
-        try write(wb, records: batch.count)
-    }
+    public func commitNow(_ batch: StoreBatch) throws(StorageError) { try engine.commitNow(batch) }
 
     /// Flushes the keyspaces' memtables to SST files and waits: for maintenance and tests.
-    public func flush(_ keyspaces: [Keyspace] = Keyspace.allCases) throws(StorageError) {
-        guard !isClosed.load(ordering: .acquiring) else { throw .closed() }
-        let fo = rocksdb_flushoptions_create()!
-        defer { rocksdb_flushoptions_destroy(fo) }
-        rocksdb_flushoptions_set_wait(fo, 1)
-        for ks in keyspaces {
-            try rocksDBCall { rocksdb_flush_cf(handle.db, fo, handle.keyspaces[ks.index]!, $0) }
-        }
-    }
+    public func flush(_ keyspaces: [Keyspace] = Keyspace.allCases) throws(StorageError) { try engine.flush(keyspaces) }
 
     /// Counters, readable from any thread, also after close.
-    public var statistics: StoreStatistics {
-        StoreStatistics(
-            bytesOnDisk: StoreDirectory(path: directory).bytesOnDisk(),
-            writesTotal: writesTotal.load(ordering: .relaxed),
-            commitsTotal: commitsTotal.load(ordering: .relaxed),
-            syncsTotal: syncsTotal.load(ordering: .relaxed),
-            lastCommitLatencyMicros: lastCommitLatencyMicros.load(ordering: .relaxed),
-            pendingBatches: pendingBatches.load(ordering: .relaxed))
-    }
+    public var statistics: StoreStatistics { engine.statistics }
 
     /// Commits every batch still queued (running their completions), stops the threads and
     /// closes the DB. Idempotent; a second caller returns at once. Must not be called from a
     /// completion (it waits for the committer thread, which would be waiting for it).
-    public func close() {
-        lock.lock()
-        if isStopping {
-            lock.unlock()
-            return
-        }
-        if let committerThread {
-            precondition(pthread_equal(pthread_self(), committerThread) == 0, "Store.close() called from a commit completion")
-        }
-        isStopping = true
-        lock.broadcast()
-        lock.unlock()
-        if let committerThread { pthread_join(committerThread, nil) }
-        flusherLock.withLock { flusherStopping = true }
-        flusherLock.broadcast()
-        if let flusherThread { pthread_join(flusherThread, nil) }
-        if case .periodic = options.durability {
-            // What the flusher had not synced yet.
-            if (try? rocksDBCall({ rocksdb_flush_wal(handle.db, 1, $0) })) != nil { syncsTotal.add(1, ordering: .relaxed) }
-        }
-        isClosed.store(true, ordering: .releasing)
-        handle.close()
-        rocksdb_readoptions_destroy(readOptions)
-        rocksdb_writeoptions_destroy(writeOptions)
-    }
-
-    // MARK: - Writing (shared by both commit paths)
-
-    /// Translates a batch into RocksDB's write batch, which copies the bytes.
-    func append(_ batch: StoreBatch, to wb: OpaquePointer) {
-        // A batch of empty keys and values has no buffer, but RocksDB wants a pointer.
-        let bytes = batch.bytes.isEmpty ? [0] : batch.bytes
-        bytes.withUnsafeBufferPointer { b in
-            b.withMemoryRebound(to: CChar.self) { b in
-                let base = b.baseAddress
-                for op in batch.operations {
-                    let family = handle.keyspaces[op.keyspace.index]!
-                    if op.isPut {
-                        rocksdb_writebatch_put_cf(wb, family, base! + op.keyStart, op.keyCount, base! + op.keyStart + op.keyCount, op.valueCount)
-                    } else {
-                        rocksdb_writebatch_delete_cf(wb, family, base! + op.keyStart, op.keyCount)
-                    }
-                }
-            }
-        }
-    }
-
-    /// One `rocksdb_write`, counted and timed.
-    func write(_ wb: OpaquePointer, records: Int) throws(StorageError) {
-        let start = monotonicNanos()
-        try rocksDBCall { rocksdb_write(handle.db, writeOptions, wb, $0) }
-        lastCommitLatencyMicros.store(Int((monotonicNanos() - start) / 1000), ordering: .relaxed)
-        commitsTotal.add(1, ordering: .relaxed)
-        writesTotal.add(records, ordering: .relaxed)
-        if options.durability == .sync { syncsTotal.add(1, ordering: .relaxed) }
-    }
+    public func close() { engine.close() }
 }

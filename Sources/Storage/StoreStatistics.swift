@@ -11,6 +11,6 @@ public struct StoreStatistics: Sendable {
     public var syncsTotal: Int
     /// How long the last write (and its fsync) took.
     public var lastCommitLatencyMicros: Int
-    /// Batches submitted to `commit` whose completion has not run yet.
+    /// Batches submitted to `commit` and not written yet.
     public var pendingBatches: Int
 }

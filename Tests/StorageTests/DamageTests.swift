@@ -193,9 +193,24 @@ final class DamageTests: XCTestCase {
         XCTAssertEqual(dir.listing(), before)
 
         dir.remove("CURRENT")
+        before = dir.listing()
         check = StoreCheck.run(directory: dir.path)
         XCTAssertFalse(check.isOK)
         XCTAssertTrue(check.problems.joined().contains("CURRENT"), "\(check)")
+        XCTAssertEqual(dir.listing(), before)
+
+        // An SST the MANIFEST does not list (here: linked in from another store).
+        let other = TempDirectory()
+        try makeStore(other, sst: 100, wal: 0)
+        let stray = try XCTUnwrap(other.largestSST())
+        let healthy = TempDirectory()
+        try makeStore(healthy, sst: 100, wal: 0)
+        XCTAssertEqual(link(other.path + "/" + stray, healthy.path + "/900000.sst"), 0)
+        check = StoreCheck.run(directory: healthy.path)
+        XCTAssertFalse(check.isOK)
+        XCTAssertTrue(check.problems.joined().contains("900000.sst"), "\(check)")
+        try Store.open(directory: healthy.path).0.close()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: healthy.path + "/900000.sst"), "RocksDB deletes an SST its MANIFEST does not list")
 
         let empty = TempDirectory()
         XCTAssertFalse(StoreCheck.run(directory: empty.path).isOK)

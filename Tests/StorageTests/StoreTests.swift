@@ -82,6 +82,21 @@ final class StoreTests: XCTestCase {
         }
     }
 
+    /// The threads hold the engine, not the Store, so dropping the Store closes it: the
+    /// queued batch is written and the directory's lock is released.
+    func testDroppingTheStoreClosesIt() throws {
+        let dir = TempDirectory()
+        do {
+            let (store, _) = try Store.open(directory: dir.path, options: StoreOptions(commitIntervalMs: 10_000))
+            var b = StoreBatch()
+            b.put(.wills, key: [1], value: [2])
+            store.commit(b) { _ in }
+        }
+        let (store, _) = try Store.open(directory: dir.path)
+        defer { store.close() }
+        XCTAssertEqual(try store.get(.wills, key: [1]), [2])
+    }
+
     func testSecondOpenOfTheSameDirectoryIsRefusedNotRepaired() throws {
         let dir = TempDirectory()
         let (store, _) = try Store.open(directory: dir.path)

@@ -12,12 +12,8 @@ struct PendingCommit {
 // under the lock, and with the lock released writes all of it as one WriteBatch: one WAL
 // append and, under `.sync`, one fsync for every batch submitted while the previous write ran.
 // Completions run afterwards on the committer thread, in submission order.
-extension Store {
-    /// Queues `batch` to be written with whatever else is pending; never waits for the disk.
-    /// `completion` runs on the committer thread once the batch is durable per `durability`
-    /// (nil) or failed (every batch of the failed group gets the error). Batches are applied
-    /// in submission order. After `close()`, `completion(.closed)` runs at once on this thread.
-    public func commit(_ batch: StoreBatch, completion: @escaping @Sendable (StorageError?) -> Void) {
+extension StoreEngine {
+    func commit(_ batch: StoreBatch, completion: @escaping @Sendable (StorageError?) -> Void) {
         lock.lock()
         if isStopping {
             lock.unlock()
@@ -57,8 +53,9 @@ extension Store {
             }
             var failure: StorageError? = nil
             do { try write(wb, records: records) } catch { failure = error }
-            for p in group { p.completion(failure) }
+            // Before the completions, so a completion sees its own batch no longer pending.
             pendingBatches.subtract(group.count, ordering: .relaxed)
+            for p in group { p.completion(failure) }
             // Keep the array's storage for the next group unless a burst made it huge.
             group.removeAll(keepingCapacity: group.count <= 4096)
 
