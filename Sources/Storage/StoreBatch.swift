@@ -3,11 +3,12 @@
 /// no allocation per record; it becomes a `rocksdb_writebatch_t` only on the committer thread.
 public struct StoreBatch: Sendable {
     struct Operation: Sendable {
-        let isPut: Bool
+        enum Kind: UInt8, Sendable { case delete, put, deleteRange }
+        let kind: Kind
         let keyspace: Keyspace
         let keyStart: Int
         let keyCount: Int
-        let valueCount: Int  // the value follows the key in `bytes`; 0 for a delete
+        let valueCount: Int  // the value (a range's end key) follows the key in `bytes`; 0 for a delete
     }
 
     private(set) var operations: [Operation] = []
@@ -17,15 +18,22 @@ public struct StoreBatch: Sendable {
 
     /// Sets `key` to `value` in `ks`.
     public mutating func put(_ ks: Keyspace, key: [UInt8], value: [UInt8]) {
-        operations.append(Operation(isPut: true, keyspace: ks, keyStart: bytes.count, keyCount: key.count, valueCount: value.count))
+        operations.append(Operation(kind: .put, keyspace: ks, keyStart: bytes.count, keyCount: key.count, valueCount: value.count))
         bytes.append(contentsOf: key)
         bytes.append(contentsOf: value)
     }
 
     /// Removes `key` from `ks` (a no-op if it is absent).
     public mutating func delete(_ ks: Keyspace, key: [UInt8]) {
-        operations.append(Operation(isPut: false, keyspace: ks, keyStart: bytes.count, keyCount: key.count, valueCount: 0))
+        operations.append(Operation(kind: .delete, keyspace: ks, keyStart: bytes.count, keyCount: key.count, valueCount: 0))
         bytes.append(contentsOf: key)
+    }
+
+    /// Removes every key of `ks` from `start` (included) to `end` (excluded).
+    public mutating func deleteRange(_ ks: Keyspace, from start: [UInt8], to end: [UInt8]) {
+        operations.append(Operation(kind: .deleteRange, keyspace: ks, keyStart: bytes.count, keyCount: start.count, valueCount: end.count))
+        bytes.append(contentsOf: start)
+        bytes.append(contentsOf: end)
     }
 
     /// Appends another batch's operations after this one's.
@@ -33,7 +41,7 @@ public struct StoreBatch: Sendable {
         let base = bytes.count
         bytes.append(contentsOf: other.bytes)
         for op in other.operations {
-            operations.append(Operation(isPut: op.isPut, keyspace: op.keyspace, keyStart: op.keyStart + base, keyCount: op.keyCount, valueCount: op.valueCount))
+            operations.append(Operation(kind: op.kind, keyspace: op.keyspace, keyStart: op.keyStart + base, keyCount: op.keyCount, valueCount: op.valueCount))
         }
     }
 

@@ -165,10 +165,11 @@ final class StoreEngine: @unchecked Sendable {
                 let base = b.baseAddress
                 for op in batch.operations {
                     let family = handle.keyspaces[op.keyspace.index]!
-                    if op.isPut {
-                        rocksdb_writebatch_put_cf(wb, family, base! + op.keyStart, op.keyCount, base! + op.keyStart + op.keyCount, op.valueCount)
-                    } else {
-                        rocksdb_writebatch_delete_cf(wb, family, base! + op.keyStart, op.keyCount)
+                    let key = base! + op.keyStart, value = base! + op.keyStart + op.keyCount
+                    switch op.kind {
+                    case .put: rocksdb_writebatch_put_cf(wb, family, key, op.keyCount, value, op.valueCount)
+                    case .delete: rocksdb_writebatch_delete_cf(wb, family, key, op.keyCount)
+                    case .deleteRange: rocksdb_writebatch_delete_range_cf(wb, family, key, op.keyCount, value, op.valueCount)
                     }
                 }
             }
