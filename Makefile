@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTEST := .venv-test/bin/pytest
 
-.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules
+.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability
 
 ## run: install what is missing, build release, make the development certificates when absent,
 ## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883)
@@ -39,9 +39,10 @@ integration: test-deps build
 clean:
 	rm -rf .build
 
-## fuzz: libFuzzer + ASan on the MQTT decoder for FUZZ_SECONDS (default 60)
+## fuzz: libFuzzer + ASan for FUZZ_SECONDS (default 60) on FUZZ_TARGET: codec (the MQTT decoder,
+## default), record (the storage record reader) or stored (the broker's stored records)
 fuzz: deps
-	fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+	fuzz/run.sh $(or $(FUZZ_SECONDS),60) $(or $(FUZZ_TARGET),codec)
 
 ## bench: Turnpike against mosquitto, all scenarios, 3 runs (~25 min); results in bench/results/
 bench: deps
@@ -51,3 +52,10 @@ bench: deps
 bench-rules: deps
 	$(SWIFT) build -c release --product rulebench
 	.build/release/rulebench
+
+## bench-durability: what the durable store costs (Turnpike sync/periodic/none vs mosquitto with
+## persistence), and restart time with 100,000 and 1,000,000 stored sessions (~10 min)
+bench-durability: deps
+	scripts/install-deps.sh test
+	$(SWIFT) build -c release
+	python3 bench/durability.py $(BENCH_ARGS)

@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "turnpike", targets: ["turnpike"]),
         .executable(name: "mqbench", targets: ["mqbench"]),
         .executable(name: "rulebench", targets: ["rulebench"]),
+        .executable(name: "storegen", targets: ["storegen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,7 +41,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "MQTTCodec", "EventLoop", "COpenSSL", "RuleEngine",
+                "MQTTCodec", "EventLoop", "COpenSSL", "RuleEngine", "Storage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
@@ -48,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "turnpike",
             dependencies: [
-                "Broker", "EventLoop", "MQTTCodec", "RuleEngine",
+                "Broker", "EventLoop", "MQTTCodec", "RuleEngine", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -67,10 +68,11 @@ let package = Package(
             ],
             swiftSettings: loopConfined),
         .executableTarget(name: "rulebench", dependencies: ["RuleEngine"], path: "bench/rulebench"),
+        .executableTarget(name: "storegen", dependencies: ["Broker"], path: "bench/storegen"),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: loopConfined),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop", "COpenSSL"], swiftSettings: loopConfined),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop", "COpenSSL", "Storage"], swiftSettings: loopConfined),
     ]
 )

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds a decoder with libFuzzer + AddressSanitizer and fuzzes it.
-#   fuzz/run.sh [seconds] [codec|record]   (default 60 s, codec: the MQTT decoder; record: the
-#                                           storage RecordReader. Each target's corpus grows in
-#                                           fuzz/corpus (codec) or fuzz/corpus-record; crashes land in fuzz/)
+#   fuzz/run.sh [seconds] [codec|record|stored]   (default 60 s, codec: the MQTT decoder; record:
+#       the storage RecordReader; stored: the broker's session, delivery, message and will records.
+#       Each target's corpus grows in fuzz/corpus (codec) or fuzz/corpus-<target>; crashes land in fuzz/)
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
@@ -32,8 +32,21 @@ record)
         RecordFuzz.swift -o "$out/record-fuzz"
     "$out/record-fuzz" -max_total_time="$seconds" -max_len=4096 corpus-record
     ;;
+stored)
+    # The records need MQTTCodec and Storage's record codec under their real module names.
+    mkdir -p corpus-stored
+    swiftc "${flags[@]}" -module-name MQTTCodec -emit-module -emit-module-path "$out/MQTTCodec.swiftmodule" \
+        -emit-library -static -o "$out/libMQTTCodec.a" ../Sources/MQTTCodec/*/*.swift
+    swiftc "${flags[@]}" -module-name Storage -emit-module -emit-module-path "$out/Storage.swiftmodule" \
+        -emit-library -static -o "$out/libStorage.a" \
+        ../Sources/Storage/StorageError.swift ../Sources/Storage/RecordReader.swift \
+        ../Sources/Storage/RecordWriter.swift ../Sources/Storage/RecordKey.swift ../Sources/Storage/Keyspace.swift
+    swiftc "${flags[@]}" -I "$out" -L "$out" -lMQTTCodec -lStorage -module-name StoredRecordFuzz \
+        ../Sources/Broker/Persistence/Records.swift StoredRecordFuzz.swift -o "$out/stored-fuzz"
+    "$out/stored-fuzz" -max_total_time="$seconds" -max_len=4096 corpus-stored
+    ;;
 *)
-    echo "usage: fuzz/run.sh [seconds] [codec|record]" >&2
+    echo "usage: fuzz/run.sh [seconds] [codec|record|stored]" >&2
     exit 2
     ;;
 esac

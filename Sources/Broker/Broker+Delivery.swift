@@ -13,6 +13,7 @@ extension Broker {
         if message.retain {
             let n = retained.store(message)
             stats.retained.store(n, ordering: .relaxed)
+            persistRetained(message, on: ctx)
         }
         ctx.matches.removeAll(keepingCapacity: true)
         tree.match(topic: message.topic, into: &ctx.matches, seen: &ctx.seen)
@@ -21,9 +22,15 @@ extension Broker {
             // No Local: not back to the session that published it [MQTT-3.8.3-3].
             if m.options.noLocal && message.publisher == ObjectIdentifier(m.session) { continue }
             let qos = min(message.qos, m.options.qos)
-            let d = Delivery(session: m.session, message: message, qos: qos,
+            var d = Delivery(session: m.session, message: message, qos: qos,
                              retain: m.options.retainAsPublished ? message.retain : false,
                              identifiers: m.identifiers, group: m.group)
+            if qos != .atMostOnce, persistence != nil, m.session.isDurable, !m.session.isConnected {
+                // Stored here, on the publisher's loop, so that the publisher's acknowledgement
+                // can wait for it (the session's own loop gets it through its mailbox later).
+                d.storeSeq = persistDelivery(session: m.session, message: message, qos: qos, retain: d.retain,
+                                             identifiers: d.identifiers, on: ctx)
+            }
             count += 1
             let owner = m.session.owner
             if owner == ctx.loop.index {
@@ -58,8 +65,10 @@ extension Broker {
     /// has room, else queued (QoS 1/2) within `max_queued_messages`, else dropped and counted.
     func enqueue(_ d: Delivery, on ctx: LoopContext) {
         let s = d.session
-        guard !s.isDead else { return }
-        if d.message.isExpired(now: ctx.loop.now) { return }
+        guard !s.isDead, !d.message.isExpired(now: ctx.loop.now) else {
+            forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)
+            return
+        }
         let c = s.connection
         if d.qos == .atMostOnce {
             guard let c else { return } // QoS 0 is not kept for offline sessions
@@ -70,15 +79,23 @@ extension Broker {
             _ = c.sendPublish(d.message, qos: .atMostOnce, retain: d.retain, packetId: 0, dup: false, identifiers: d.identifiers)
             return
         }
+        var q = QueuedMessage(message: d.message, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: d.group)
+        q.storeSeq = d.storeSeq
         if let c, s.queue.isEmpty, s.inflight.count < window(c) {
-            send(QueuedMessage(message: d.message, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: d.group), to: s, via: c)
+            send(q, to: s, via: c)
             return
         }
         if s.queue.count >= configuration.limits.maxQueuedMessages {
+            forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)
             drop(d, reason: "queue full (max_queued_messages \(configuration.limits.maxQueuedMessages))")
             return
         }
-        s.queue.append(QueuedMessage(message: d.message, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: d.group))
+        if q.storeSeq == 0, c == nil, s.isDurable {
+            // Offline by the time it arrived here: stored by the owner loop instead.
+            q.storeSeq = persistDelivery(session: s, message: q.message, qos: q.qos, retain: q.retain,
+                                         identifiers: q.identifiers, on: ctx)
+        }
+        s.queue.append(q)
         stats.messagesStored.wrappingAdd(1, ordering: .relaxed)
     }
 
@@ -89,9 +106,15 @@ extension Broker {
     private func send(_ q: QueuedMessage, to s: Session, via c: Connection) {
         let id = s.nextPacketId()
         if c.sendPublish(q.message, qos: q.qos, retain: q.retain, packetId: id, dup: false, identifiers: q.identifiers) {
-            s.inflight.append(OutboundMessage(packetId: id, message: q.message, qos: q.qos, retain: q.retain,
-                                              identifiers: q.identifiers, group: q.group,
-                                              state: q.qos == .exactlyOnce ? .awaitingPubRec : .awaitingPubAck))
+            var o = OutboundMessage(packetId: id, message: q.message, qos: q.qos, retain: q.retain,
+                                    identifiers: q.identifiers, group: q.group,
+                                    state: q.qos == .exactlyOnce ? .awaitingPubRec : .awaitingPubAck)
+            o.storeSeq = q.storeSeq
+            s.inflight.append(o)
+            // A stored delivery now has a packet id: a restart resends it with DUP, as a reconnect would.
+            updateDelivery(s, o, on: c.context)
+        } else {
+            forgetDelivery(s, seq: q.storeSeq, message: q.message, on: c.context)
         }
     }
 
@@ -116,7 +139,10 @@ extension Broker {
         let now = c.loop.now
         while s.inflight.count < window(c), let q = s.queue.popFirst() {
             stats.messagesStored.wrappingAdd(-1, ordering: .relaxed)
-            if q.message.isExpired(now: now) { continue }
+            if q.message.isExpired(now: now) {
+                forgetDelivery(s, seq: q.storeSeq, message: q.message, on: c.context)
+                continue
+            }
             send(q, to: s, via: c)
         }
     }
@@ -125,6 +151,7 @@ extension Broker {
     func acknowledge(_ s: Session, packetId: UInt16, expecting: OutboundMessage.State) {
         guard let i = s.inflight.firstIndex(where: { $0.packetId == packetId && $0.state == expecting }) else { return }
         let done = s.inflight.remove(at: i)
+        forgetDelivery(s, seq: done.storeSeq, message: done.message, on: contexts[s.owner])
         fireMessageEvent(.messageAcked, done.message, to: s, on: contexts[s.owner])
         fillWindow(s)
     }
@@ -136,11 +163,15 @@ extension Broker {
         s.inflight.removeAll { o in
             guard let g = o.group, o.state != .awaitingPubComp else { return false }
             handed.append(QueuedMessage(message: o.message, qos: o.qos, retain: o.retain, identifiers: o.identifiers, group: g))
+            forgetDelivery(s, seq: o.storeSeq, message: o.message, on: ctx)
             return true
         }
         s.queue.removeAll { q in
             guard q.group != nil else { return false }
-            handed.append(q)
+            var handedOn = q
+            handedOn.storeSeq = 0
+            handed.append(handedOn)
+            forgetDelivery(s, seq: q.storeSeq, message: q.message, on: ctx)
             stats.messagesStored.wrappingAdd(-1, ordering: .relaxed)
             return true
         }

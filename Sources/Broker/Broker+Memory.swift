@@ -17,6 +17,7 @@ extension Broker {
     }
 
     private func checkTrim(on ctx: LoopContext) {
+        if persistence != nil { persistAlive(on: ctx) }
         let connected = stats.clientsConnected.load(ordering: .relaxed)
         trimPeak = max(trimPeak, connected)
         if Broker.shouldTrim(peak: trimPeak, now: connected) {

@@ -34,6 +34,9 @@ extension Broker {
             stats.sessions.wrappingAdd(1, ordering: .relaxed)
             done(s, false)
         case .replaced(let old, let fresh):
+            // The old session's records go on its own loop, later: the fresh one clears the
+            // keys they share (its inbound QoS 2 ids) itself, and the old one leaves its record.
+            fresh.replacesStored = old.isDurable
             runOnOwner(old) { ctx in
                 self.takeOver(old, on: ctx)
                 self.endSession(old, on: ctx)
@@ -87,6 +90,7 @@ extension Broker {
             old.disconnect(.sessionTakenOver, "session taken over by a new connection")
         }
         session.pendingWill = nil
+        forgetWill(session, on: ctx)
         if let t = session.willTimer { ctx.loop.cancel(t) }
         if let t = session.expiryTimer { ctx.loop.cancel(t) }
     }
@@ -102,6 +106,7 @@ extension Broker {
                 // Onward delivery has started, so expiry no longer applies [MQTT-3.3.2-5].
                 if !c.sendPublish(o.message, qos: o.qos, retain: o.retain, packetId: o.packetId, dup: true, identifiers: o.identifiers) {
                     session.inflight.remove(at: i)
+                    forgetDelivery(session, seq: o.storeSeq, message: o.message, on: c.context)
                     continue
                 }
             case .awaitingPubComp:
@@ -125,13 +130,8 @@ extension Broker {
             } else {
                 // Published after the delay or at session end, whichever comes first.
                 session.pendingWill = will
-                let timer = session.willTimer ?? LoopTimer { [unowned self, unowned session] in
-                    guard let w = session.pendingWill, !session.isDead else { return }
-                    session.pendingWill = nil
-                    self.sendWill(w, session: session, on: self.contexts[session.owner])
-                }
-                session.willTimer = timer
-                ctx.loop.schedule(timer, afterMilliseconds: UInt64(delay) * 1000)
+                persistWill(session, will, publishAt: wallClockMilliseconds() + UInt64(delay) * 1000, on: ctx)
+                armWillTimer(session, afterMilliseconds: UInt64(delay) * 1000, on: ctx)
             }
         }
         if session.expiryInterval == 0 {
@@ -140,15 +140,35 @@ extension Broker {
         }
         // Unacknowledged shared-subscription messages go to another member of their group.
         handBackShared(session, on: ctx)
+        // What must now outlive the connection goes to the store.
+        persistOffline(session, on: ctx)
         if session.expiryInterval != 0xFFFF_FFFF {
-            let timer = session.expiryTimer ?? LoopTimer { [unowned self, unowned session] in
-                guard !session.isDead, session.connection == nil else { return }
-                self.logger.debug("session \(session.clientId) expired")
-                self.endSession(session, on: self.contexts[session.owner])
-            }
-            session.expiryTimer = timer
-            ctx.loop.schedule(timer, afterMilliseconds: UInt64(session.expiryInterval) * 1000)
+            armExpiryTimer(session, afterMilliseconds: UInt64(session.expiryInterval) * 1000, on: ctx)
         }
+    }
+
+    /// The pending will goes out after `ms` unless a reconnect or the session's end comes first.
+    func armWillTimer(_ session: Session, afterMilliseconds ms: UInt64, on ctx: LoopContext) {
+        let timer = session.willTimer ?? LoopTimer { [unowned self, unowned session] in
+            guard let w = session.pendingWill, !session.isDead else { return }
+            let ctx = self.contexts[session.owner]
+            session.pendingWill = nil
+            self.forgetWill(session, on: ctx)
+            self.sendWill(w, session: session, on: ctx)
+        }
+        session.willTimer = timer
+        ctx.loop.schedule(timer, afterMilliseconds: ms)
+    }
+
+    /// The session ends after `ms` without a connection.
+    func armExpiryTimer(_ session: Session, afterMilliseconds ms: UInt64, on ctx: LoopContext) {
+        let timer = session.expiryTimer ?? LoopTimer { [unowned self, unowned session] in
+            guard !session.isDead, session.connection == nil else { return }
+            self.logger.debug("session \(session.clientId) expired")
+            self.endSession(session, on: self.contexts[session.owner])
+        }
+        session.expiryTimer = timer
+        ctx.loop.schedule(timer, afterMilliseconds: ms)
     }
 
     /// The session ends: a pending will goes out, subscriptions and queued messages go away.
@@ -159,6 +179,8 @@ extension Broker {
             sendWill(w, session: session, on: ctx)
         }
         handBackShared(session, on: ctx)
+        forgetSession(session, on: ctx)
+        session.setDurable(false)
         session.isDead = true
         if let t = session.willTimer { ctx.loop.cancel(t) }
         if let t = session.expiryTimer { ctx.loop.cancel(t) }
@@ -184,7 +206,7 @@ extension Broker {
         if removed { stats.sessions.wrappingAdd(-1, ordering: .relaxed) }
     }
 
-    private func sendWill(_ will: Will, session: Session, on ctx: LoopContext) {
+    func sendWill(_ will: Will, session: Session, on ctx: LoopContext) {
         let now = ctx.loop.now
         var props = Message.passthrough(will.properties)
         props.messageExpiryInterval = nil

@@ -40,7 +40,24 @@ extension Broker {
             // Turnpike's own: the longest loop iteration since the last publish (event-loop lag).
             ("loops/longest_iteration_ms", "\(group.loops.map { $0.takeLongestIteration() }.max() ?? 0)"),
         ]
-        for (name, value) in values {
+        var all = values
+        if let p = persistence {
+            // Turnpike's own: the durable store.
+            let st = p.store.statistics
+            let seconds = max(1, Int(ctx.loop.now &- lastStorageSample.at) / 1000)
+            let firstSample = lastStorageSample.at == 0
+            all += [
+                ("storage/bytes", "\(st.bytesOnDisk)"),
+                ("storage/writes", "\(st.writesTotal)"),
+                ("storage/commits", "\(st.commitsTotal)"),
+                ("storage/writes_per_second", "\(firstSample ? 0 : (st.writesTotal - lastStorageSample.writes) / seconds)"),
+                ("storage/commits_per_second", "\(firstSample ? 0 : (st.commitsTotal - lastStorageSample.commits) / seconds)"),
+                ("storage/last_commit_latency_us", "\(st.lastCommitLatencyMicros)"),
+                ("storage/failed_commits", "\(p.failedCommits.load(ordering: .relaxed))"),
+            ]
+            lastStorageSample = (ctx.loop.now, st.writesTotal, st.commitsTotal)
+        }
+        for (name, value) in all {
             let m = Message(topic: "$SYS/broker/" + name, payload: Array(value.utf8), qos: .atMostOnce, retain: true,
                             properties: Properties(), expiresAt: nil, publisher: nil,
                             publisherClientId: "", receivedAt: ctx.wallClock)

@@ -1,8 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Dispatch
 import RuleEngine
 import EventLoop
 import Logging
 import MQTTCodec
+import Storage
 import Synchronization
 
 /// The broker: listeners, loops, the router, the retained store and the session registry.
@@ -17,6 +21,10 @@ public final class Broker: @unchecked Sendable {
     let tree = TopicTree()
     let retained = RetainedStore()
     let sessions: any SessionStore = InMemorySessionStore()
+    /// The durable store; nil with `durability = "none"`.
+    let persistence: Persistence?
+    /// What start-up recovered from it.
+    public private(set) var recovered = RecoverySummary()
     private var listeners: [Listener] = []
     private let idCounter = Atomic<Int>(0)
     let startedAt = monotonicMilliseconds()
@@ -26,6 +34,8 @@ public final class Broker: @unchecked Sendable {
     /// with passwords costs one core at most and never stalls a loop.
     let credentialQueue = DispatchQueue(label: "turnpike.credentials")
     var sysTimerStorage: LoopTimer?
+    /// The store's counters at the last `$SYS` publish (loop 0), for the per-second rates.
+    var lastStorageSample: (at: UInt64, writes: Int, commits: Int) = (0, 0, 0)
     var trimTimerStorage: LoopTimer?
     /// Most clients connected since the heap was last trimmed (loop 0 only).
     var trimPeak = 0
@@ -35,9 +45,37 @@ public final class Broker: @unchecked Sendable {
     let lastBanLog = Atomic<UInt64>(0)
     public static let version = "0.1.0"
 
-    public init(configuration: BrokerConfiguration, logger: Logger) throws(SystemError) {
+    /// Opens the store in `dataDirectory/store` (unless durability is "none"): a damaged store
+    /// is repaired as far as RocksDB can and the damage logged; one that cannot be opened at
+    /// all is an error naming the directory.
+    public init(configuration: BrokerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        if configuration.storage.durability == .none {
+            persistence = nil
+        } else {
+            let dir = configuration.dataDirectory + "/store"
+            try Broker.makeDirectories(dir)
+            var options = StoreOptions()
+            let interval = configuration.storage.commitIntervalMs
+            if configuration.storage.durability == .sync {
+                options.durability = .sync
+                options.commitIntervalMs = interval
+            } else {
+                options.durability = .periodic(intervalMs: interval > 0 ? interval : 1000)
+            }
+            // A crash leaves no clean-shutdown mark: then look for damage in the write-ahead
+            // log first, which opening would drop without a word.
+            let mark = configuration.dataDirectory + "/store.clean"
+            if access(mark, F_OK) != 0, let damage = StoreCheck.logDamage(directory: dir) {
+                logger.error("storage: \(dir): \(damage); the records before the damage are recovered")
+            }
+            unlink(mark)
+            let (store, report) = try Store.open(directory: dir, options: options)
+            if !report.isClean { logger.error("storage: \(dir): \(report)") }
+            persistence = Persistence(store: store, durability: configuration.storage.durability)
+            logger.info("storage: \(dir), durability \(configuration.storage.durability.rawValue)")
+        }
         self.group = try EventLoopGroup(threads: configuration.threads)
         for loop in group.loops {
             let ctx = LoopContext(loop: loop, broker: self, loopCount: group.loops.count)
@@ -51,6 +89,7 @@ public final class Broker: @unchecked Sendable {
     @discardableResult
     public func start() throws -> [Int] {
         var ports: [Int] = []
+        recovered = try recover()
         do {
             for lc in configuration.listeners {
                 let tls = try lc.tls.map { try TLSContext(server: $0) }
@@ -129,6 +168,23 @@ public final class Broker: @unchecked Sendable {
             }
         }
         group.stopAndJoin()
+        // The loops' last batches (sessions of the clients just disconnected) are queued:
+        // closing drains them.
+        if let p = persistence {
+            p.store.close()
+            let fd = open(configuration.dataDirectory + "/store.clean", O_CREAT | O_WRONLY, 0o644)
+            if fd >= 0 { Glibc.close(fd) }
+        }
+    }
+
+    static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part + "/"
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw SystemError(call: "mkdir \(prefix)", errno: errno)
+            }
+        }
     }
 
     /// A unique id for clients that connect without one.

@@ -13,6 +13,16 @@ public struct BrokerConfiguration: Sendable {
     public var dataDirectory: String = "data"
     public var limits = Limits()
     public var rules = Rules()
+    /// The durable store (`[storage]`), in `dataDirectory/store`.
+    public var storage = StorageSettings()
+
+    public struct StorageSettings: Sendable {
+        public var durability: Durability = .sync
+        /// `sync`: the group-commit window (0 = every loop iteration commits what it wrote).
+        /// `periodic`: how often the written log is fsynced (0 = 1000).
+        public var commitIntervalMs = 0
+        public init() {}
+    }
 
     /// The rule engine (`[rules]`); the rule files themselves are loaded by the executable.
     public struct Rules: Sendable {

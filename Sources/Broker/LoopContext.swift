@@ -1,6 +1,8 @@
 import EventLoop
 import MQTTCodec
 import RuleEngine
+import Storage
+import DequeModule
 
 /// A message on its way to a session owned by another loop.
 struct Delivery {
@@ -10,6 +12,14 @@ struct Delivery {
     let retain: Bool
     let identifiers: [UInt32]
     let group: SharedGroup?
+    /// Stored by the publisher's loop (the session was offline): the owner deletes it when done.
+    var storeSeq: UInt64 = 0
+}
+
+/// An acknowledgement waiting for the commit of the writes its packet caused.
+struct HeldAck {
+    let connection: Connection
+    let packet: Packet
 }
 
 /// Per-loop broker state: the loop's connections, its delivery mailbox and scratch buffers
@@ -68,6 +78,18 @@ final class LoopContext {
         self.broker = broker
         self.outbound = Array(repeating: [], count: loopCount)
     }
+
+    // MARK: Durable store (Broker+Persistence.swift)
+
+    /// This iteration's writes, handed to the store at its end.
+    var batch = StoreBatch()
+    /// Set by every write; a handler clears it first to learn whether its packet wrote.
+    var wroteSinceMark = false
+    var commitScheduled = false
+    /// Acknowledgements held on `batch`, and those held on batches the store has not confirmed
+    /// yet (confirmations come back in submission order).
+    var heldAcks: [HeldAck] = []
+    var committing = Deque<[HeldAck]>()
 
     func add(_ c: Connection) { connections[ObjectIdentifier(c)] = c }
     func remove(_ c: Connection) { connections[ObjectIdentifier(c)] = nil }

@@ -1,4 +1,5 @@
 import MQTTCodec
+import Synchronization
 
 /// An application message as it travels through the broker: decoded once, its payload copied
 /// once, then shared (by reference) by every delivery, the retained store and the rule engine.
@@ -21,6 +22,8 @@ public final class Message: @unchecked Sendable {
     public let peerhost: String
     /// Wall-clock seconds at receipt.
     public let receivedAt: Int64
+    /// Its record in the durable store, shared by every stored delivery of it (Persistence).
+    let storeRef = Atomic<UInt64>(0)
 
     public init(topic: String, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties,
                 expiresAt: UInt64?, publisher: ObjectIdentifier?, publisherClientId: String, receivedAt: Int64,

@@ -50,6 +50,20 @@ struct ConfigFile {
         "strict_utf8": { c, v in guard let b = v.bool else { return false }; c.limits.strictUTF8 = b; return true },
     ]
 
+    /// `[storage]`: how much acknowledgements promise (Persistence.swift).
+    private static let storage: [String: (inout BrokerConfiguration, any TOMLValueConvertible) -> Bool] = [
+        "durability": { c, v in
+            guard let s = v.string, let d = Durability(rawValue: s) else { return false }
+            c.storage.durability = d
+            return true
+        },
+        "commit_interval_ms": { c, v in
+            guard let i = v.int, (0...60_000).contains(i) else { return false }
+            c.storage.commitIntervalMs = i
+            return true
+        },
+    ]
+
     typealias ListenerKey = (inout BrokerConfiguration.ListenerConfiguration, any TOMLValueConvertible) -> Bool
 
     private static func tlsKey(_ set: @escaping (inout TLSConfiguration, any TOMLValueConvertible) -> Bool) -> ListenerKey {
@@ -186,9 +200,10 @@ struct ConfigFile {
             case "rules":
                 try loadRules(section, path: path, into: &config)
                 continue
+            case "storage": known = storage
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules] or [[listeners]])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {

@@ -11,7 +11,7 @@ struct Turnpike: ParsableCommand {
         commandName: "turnpike",
         abstract: "An MQTT 3.1.1/5.0 broker for connected-car fleets.",
         version: Broker.version,
-        subcommands: [Serve.self, Passwd.self, Rules.self],
+        subcommands: [Serve.self, Passwd.self, Rules.self, StorageCommand.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -59,6 +59,10 @@ final class Connection: EventHandler, FlushTarget {
     var certificateIdentity: String?
     /// The user name the client is known by (certificate identity, JWT subject or CONNECT's).
     var username: String?
+    /// Acknowledgements waiting for the durable store (Broker+Persistence.swift), and how many
+    /// of them are PUBACKs (they count against Receive Maximum).
+    var heldAcks = 0
+    var heldPubAcks = 0
     /// v5 DISCONNECT 0x00 received: no will.
     var disconnectedNormally = false
     var keepAliveMilliseconds: UInt64 = 0

@@ -63,12 +63,12 @@ extension Connection {
         let code: ReasonCode = version == .v5 ? .notAuthorized : .success
         switch p.qos {
         case .atMostOnce: break
-        case .atLeastOnce: send(.puback(AckPacket(packetId: p.packetId, reasonCode: code)))
+        case .atLeastOnce: sendAck(.puback(AckPacket(packetId: p.packetId, reasonCode: code)), wrote: false)
         case .exactlyOnce:
             // An error PUBREC ends the v5 exchange [MQTT-4.3.3]; v3 goes on to PUBREL/PUBCOMP,
             // so the id waits for its PUBREL like any other.
             if version != .v5 { session?.inboundQoS2.insert(p.packetId) }
-            send(.pubrec(AckPacket(packetId: p.packetId, reasonCode: code)))
+            sendAck(.pubrec(AckPacket(packetId: p.packetId, reasonCode: code)), wrote: false)
         }
     }
 }

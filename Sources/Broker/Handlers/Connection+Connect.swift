@@ -137,6 +137,10 @@ extension Connection {
         session.protocolVersion = version
         session.expiryInterval = expiry
         session.setConnected(true)
+        // A session that outlives its connection is in the store from now on; one that no
+        // longer does leaves it.
+        session.setDurable(expiry > 0)
+        if expiry > 0 { broker.persistSession(session, on: context) } else { broker.forgetSession(session, on: context) }
         state = .connected
         let n = broker.stats.clientsConnected.wrappingAdd(1, ordering: .relaxed).newValue
         if n > broker.stats.clientsMaximum.load(ordering: .relaxed) {

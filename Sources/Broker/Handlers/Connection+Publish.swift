@@ -56,24 +56,32 @@ extension Connection {
         case .atMostOnce:
             broker.publish(message, from: context)
         case .atLeastOnce:
+            guard withinReceiveMaximum(session) else { return }
+            context.wroteSinceMark = false
             let delivered = broker.publish(message, from: context)
-            send(.puback(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))))
+            sendAck(.puback(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark)
         case .exactlyOnce:
             if session.inboundQoS2.contains(p.packetId) {
                 // A resend before PUBREL: acknowledge again, deliver nothing twice [MQTT-4.3.3-10].
-                send(.pubrec(AckPacket(packetId: p.packetId)))
+                sendAck(.pubrec(AckPacket(packetId: p.packetId)), wrote: false)
                 return
             }
-            // Receive Maximum is what v5 clients were offered in CONNACK; a v3.1.1 client was
-            // offered nothing, and its unreleased ids cost two bytes each.
-            if version == .v5, session.inboundQoS2.count >= limits.receiveMaximum {
-                protocolViolation(.receiveMaximumExceeded, "more than Receive Maximum \(limits.receiveMaximum) QoS 2 messages awaiting PUBREL [MQTT-3.3.4-9]")
-                return
-            }
+            guard withinReceiveMaximum(session) else { return }
             session.inboundQoS2.insert(p.packetId)
+            context.wroteSinceMark = false
+            broker.persistInbound(session, p.packetId, add: true, on: context)
             let delivered = broker.publish(message, from: context)
-            send(.pubrec(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))))
+            sendAck(.pubrec(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark)
         }
+    }
+
+    /// Receive Maximum is what v5 clients were offered in CONNACK: QoS 1 messages whose PUBACK
+    /// waits for the disk plus QoS 2 ones awaiting PUBREL [MQTT-3.3.4-9]. A v3.1.1 client was
+    /// offered nothing, and its unreleased ids cost two bytes each.
+    private func withinReceiveMaximum(_ session: Session) -> Bool {
+        guard version == .v5, heldPubAcks + session.inboundQoS2.count >= limits.receiveMaximum else { return true }
+        protocolViolation(.receiveMaximumExceeded, "more than Receive Maximum \(limits.receiveMaximum) QoS 1/2 messages unacknowledged [MQTT-3.3.4-9]")
+        return false
     }
 
     private func ackCode(_ delivered: Int) -> ReasonCode {
@@ -88,13 +96,15 @@ extension Connection {
         guard let session else { return }
         if session.inboundQoS2.remove(a.packetId) != nil {
             session.rememberReleased(a.packetId)
-            send(.pubcomp(AckPacket(packetId: a.packetId)))
+            context.wroteSinceMark = false
+            broker.persistInbound(session, a.packetId, add: false, on: context)
+            sendAck(.pubcomp(AckPacket(packetId: a.packetId)), wrote: context.wroteSinceMark)
         } else if version == .v5 {
-            send(.pubcomp(AckPacket(packetId: a.packetId, reasonCode: .packetIdentifierNotFound)))
+            sendAck(.pubcomp(AckPacket(packetId: a.packetId, reasonCode: .packetIdentifierNotFound)), wrote: false)
         } else if session.wasReleased(a.packetId) {
             // Our PUBCOMP was lost with the last connection and the client resends its PUBREL
             // [MQTT-4.4.0-1]: complete it again.
-            send(.pubcomp(AckPacket(packetId: a.packetId)))
+            sendAck(.pubcomp(AckPacket(packetId: a.packetId)), wrote: false)
         } else {
             protocolViolation(.protocolError, "PUBREL for packet id \(a.packetId), which no QoS 2 PUBLISH awaits")
         }
@@ -125,6 +135,7 @@ extension Connection {
             return
         }
         session.inflight[i].state = .awaitingPubComp
+        broker.updateDelivery(session, session.inflight[i], on: context)
         send(.pubrel(AckPacket(packetId: a.packetId)))
     }
 

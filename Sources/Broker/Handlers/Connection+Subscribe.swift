@@ -37,6 +37,7 @@ extension Connection {
             codes.append(ReasonCode(options.qos.rawValue))
             retainedToSend.append((Subscription(filter: sub.filter, options: options), isNew))
         }
+        if session.isDurable && !retainedToSend.isEmpty { broker.persistSession(session, on: context) }
         send(.suback(SubAckPacket(packetId: s.packetId, reasonCodes: codes)))
         for (sub, _) in retainedToSend {
             let (id, user, peer) = (clientId, username, self.peer)
@@ -73,6 +74,7 @@ extension Connection {
                 }
             }
         }
+        if session.isDurable && codes.contains(.success) { broker.persistSession(session, on: context) }
         send(.unsuback(UnsubAckPacket(packetId: u.packetId, reasonCodes: version == .v5 ? codes : [])))
     }
 
@@ -97,6 +99,7 @@ extension Connection {
                 return
             }
             session.expiryInterval = min(newExpiry, limits.maxSessionExpiry)
+            session.setDurable(session.expiryInterval > 0)
         }
         // Only reason 0x00 discards the will [MQTT-3.1.2-10]; 0x04 and error codes keep it.
         disconnectedNormally = version != .v5 || d.reasonCode == .normalDisconnection

@@ -19,6 +19,8 @@ struct OutboundMessage {
     let identifiers: [UInt32]
     let group: SharedGroup?
     var state: State
+    /// Its record in the durable store (`deliveries`), 0 when it has none.
+    var storeSeq: UInt64 = 0
 }
 
 /// A message waiting for room in the inflight window (or for the client to come back).
@@ -28,6 +30,8 @@ struct QueuedMessage {
     let retain: Bool
     let identifiers: [UInt32]
     let group: SharedGroup?
+    /// Its record in the durable store (`deliveries`), 0 when it has none.
+    var storeSeq: UInt64 = 0
 }
 
 /// The MQTT session of one client id: subscriptions, QoS 1/2 state and queued messages. It
@@ -40,6 +44,18 @@ final class Session: @unchecked Sendable {
     private let connectedFlag = Atomic<Bool>(false)
     /// Readable from any loop (shared subscriptions prefer connected members).
     var isConnected: Bool { connectedFlag.load(ordering: .relaxed) }
+
+    /// Expiry > 0 and not ended: it outlives its connection, so the durable store keeps it.
+    /// Readable from any loop (a publisher stores deliveries to offline durable sessions).
+    private let durableFlag = Atomic<Bool>(false)
+    var isDurable: Bool { durableFlag.load(ordering: .relaxed) }
+    func setDurable(_ on: Bool) { durableFlag.store(on, ordering: .relaxed) }
+    /// Its session record is in the store.
+    var isPersisted = false
+    /// Its pending will is in the store.
+    var willPersisted = false
+    /// It replaced (clean start) a durable session whose records may still be in the store.
+    var replacesStored = false
 
     var protocolVersion: ProtocolVersion = .v3_1_1
     /// Seconds the session outlives its connection; 0xFFFFFFFF never expires.
@@ -83,6 +99,11 @@ final class Session: @unchecked Sendable {
 
     /// As many as a client may have had in flight (Receive Maximum's default).
     static let releasedKept = 128
+
+    /// After a restart: new packet ids continue after the highest one in flight.
+    func restorePacketIds() {
+        lastPacketId = inflight.map(\.packetId).max() ?? 0
+    }
 
     /// A packet id not used by any inflight message.
     func nextPacketId() -> UInt16 {

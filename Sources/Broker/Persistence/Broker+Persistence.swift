@@ -1,0 +1,245 @@
+import EventLoop
+import MQTTCodec
+import Storage
+
+// Where the broker writes to its durable store. Only what must outlive a connection is
+// written: persistent sessions (expiry > 0), their queued QoS 1/2 messages (and those in flight
+// when their connection closed), inbound QoS 2 ids, delayed wills and retained messages. A
+// clean session (clean start, expiry 0) touches no disk. Each function adds to the calling
+// loop's batch (LoopContext.batch); `LoopContext.flushPendingOutput` commits it at the end of
+// the iteration and releases the acknowledgements that waited for it.
+
+extension Broker {
+    /// Adds nothing when there is no store; every write point starts here.
+    @inline(__always)
+    func writing(_ ctx: LoopContext, _ body: (Persistence, inout StoreBatch) -> Void) {
+        guard let p = persistence else { return }
+        body(p, &ctx.batch)
+        ctx.wroteSinceMark = true
+        if !ctx.commitScheduled {
+            ctx.commitScheduled = true
+            ctx.loop.scheduleFlush(ctx)
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Writes `s`'s record (subscriptions, expiry; `disconnectedAt` 0 while connected).
+    func persistSession(_ s: Session, disconnectedAt: UInt64 = 0, on ctx: LoopContext) {
+        writing(ctx) { _, batch in
+            let subs = s.subscriptions.map { SessionRecord.Subscription(filter: $0.key, options: $0.value.options, identifier: $0.value.identifier) }
+            let record = SessionRecord(protocolVersion: s.protocolVersion, expiryInterval: s.expiryInterval,
+                                       disconnectedAt: disconnectedAt, subscriptions: subs)
+            if s.replacesStored {
+                // Inbound QoS 2 ids of the session this one replaced mean nothing to it.
+                var from = RecordKeys.sessionPrefix(s.clientId), to = from
+                from.append(RecordKind.inbound); to.append(RecordKind.inbound + 1)
+                batch.deleteRange(.sessions, from: from, to: to)
+                s.replacesStored = false
+            }
+            batch.put(.sessions, key: RecordKeys.session(s.clientId), value: record.encode())
+            s.isPersisted = true
+        }
+    }
+
+    /// Removes every record of `s` (its session, inbound ids, will and deliveries) and forgets
+    /// the deliveries' sequence numbers: called when it ends or stops being persistent.
+    func forgetSession(_ s: Session, on ctx: LoopContext) {
+        guard persistence != nil else { return }
+        for i in s.inflight.indices where s.inflight[i].storeSeq != 0 {
+            forgetDelivery(s, seq: s.inflight[i].storeSeq, message: s.inflight[i].message, on: ctx)
+            s.inflight[i].storeSeq = 0
+        }
+        for i in s.queue.indices where s.queue[i].storeSeq != 0 {
+            forgetDelivery(s, seq: s.queue[i].storeSeq, message: s.queue[i].message, on: ctx)
+            s.queue[i].storeSeq = 0
+        }
+        guard s.isPersisted || s.willPersisted || !s.inboundQoS2.isEmpty else { return }
+        // Replaced by a clean start: the record and inbound ids under this client id are the
+        // new session's now (it cleared the old ids when it wrote its record).
+        let replaced = sessions.update { table in table[s.clientId].map { $0 !== s } ?? false }
+        writing(ctx) { _, batch in
+            if !replaced {
+                batch.delete(.sessions, key: RecordKeys.session(s.clientId))
+                for id in s.inboundQoS2 { batch.delete(.sessions, key: RecordKeys.inbound(s.clientId, id)) }
+            }
+            if s.willPersisted { batch.delete(.wills, key: Array(s.clientId.utf8)) }
+        }
+        s.isPersisted = false
+        s.willPersisted = false
+    }
+
+    /// An inbound QoS 2 id received (`add`) or released.
+    func persistInbound(_ s: Session, _ packetId: UInt16, add: Bool, on ctx: LoopContext) {
+        guard s.isDurable else { return }
+        writing(ctx) { _, batch in
+            let key = RecordKeys.inbound(s.clientId, packetId)
+            if add { batch.put(.sessions, key: key, value: []) } else { batch.delete(.sessions, key: key) }
+        }
+    }
+
+    // MARK: Deliveries
+
+    /// Stores one delivery for `session` (any loop may call it: the key and the message
+    /// reference need nothing of the session's loop-confined state). Returns its sequence number.
+    func persistDelivery(session: Session, message: Message, qos: QoS, retain: Bool, identifiers: [UInt32],
+                         state: DeliveryRecord.State = .queued, packetId: UInt16 = 0, on ctx: LoopContext) -> UInt64 {
+        var seq: UInt64 = 0
+        writing(ctx) { p, batch in
+            seq = p.makeSeq()
+            let id = p.retainMessage(message, wallNow: wallClockMilliseconds(), monoNow: ctx.loop.now, into: &batch)
+            let record = DeliveryRecord(messageId: id, qos: qos, retain: retain, state: state, packetId: packetId, identifiers: identifiers)
+            batch.put(.deliveries, key: RecordKeys.delivery(session.clientId, seq), value: record.encode())
+        }
+        return seq
+    }
+
+    /// Rewrites a stored delivery whose state changed (sent, or PUBREC received).
+    func updateDelivery(_ session: Session, _ o: OutboundMessage, on ctx: LoopContext) {
+        guard o.storeSeq != 0 else { return }
+        writing(ctx) { _, batch in
+            let state: DeliveryRecord.State = switch o.state {
+            case .awaitingPubAck: .awaitingPubAck
+            case .awaitingPubRec: .awaitingPubRec
+            case .awaitingPubComp: .awaitingPubComp
+            }
+            let record = DeliveryRecord(messageId: Persistence.messageId(o.message), qos: o.qos, retain: o.retain,
+                                        state: state, packetId: o.packetId, identifiers: o.identifiers)
+            batch.put(.deliveries, key: RecordKeys.delivery(session.clientId, o.storeSeq), value: record.encode())
+        }
+    }
+
+    /// A stored delivery is done (acknowledged, dropped, expired or handed on).
+    func forgetDelivery(_ session: Session, seq: UInt64, message: Message, on ctx: LoopContext) {
+        guard seq != 0 else { return }
+        writing(ctx) { p, batch in
+            batch.delete(.deliveries, key: RecordKeys.delivery(session.clientId, seq))
+            p.releaseMessage(message, into: &batch)
+        }
+    }
+
+    /// The connection of a durable session closed: its record says when, and what is queued or
+    /// in flight is stored now (it was sent or queued while the client was online).
+    func persistOffline(_ s: Session, on ctx: LoopContext) {
+        guard persistence != nil, s.isDurable else { return }
+        persistSession(s, disconnectedAt: wallClockMilliseconds(), on: ctx)
+        for i in s.inflight.indices where s.inflight[i].storeSeq == 0 {
+            let o = s.inflight[i]
+            let state: DeliveryRecord.State = switch o.state {
+            case .awaitingPubAck: .awaitingPubAck
+            case .awaitingPubRec: .awaitingPubRec
+            case .awaitingPubComp: .awaitingPubComp
+            }
+            s.inflight[i].storeSeq = persistDelivery(session: s, message: o.message, qos: o.qos, retain: o.retain,
+                                                     identifiers: o.identifiers, state: state, packetId: o.packetId, on: ctx)
+        }
+        for i in s.queue.indices where s.queue[i].storeSeq == 0 {
+            let q = s.queue[i]
+            s.queue[i].storeSeq = persistDelivery(session: s, message: q.message, qos: q.qos, retain: q.retain,
+                                                  identifiers: q.identifiers, on: ctx)
+        }
+    }
+
+    // MARK: Wills and retained messages
+
+    func persistWill(_ s: Session, _ will: Will, publishAt: UInt64, on ctx: LoopContext) {
+        guard s.isDurable else { return }
+        writing(ctx) { _, batch in
+            batch.put(.wills, key: Array(s.clientId.utf8), value: WillRecord(will: will, publishAt: publishAt).encode())
+        }
+        s.willPersisted = true
+    }
+
+    func forgetWill(_ s: Session, on ctx: LoopContext) {
+        guard s.willPersisted else { return }
+        writing(ctx) { _, batch in batch.delete(.wills, key: Array(s.clientId.utf8)) }
+        s.willPersisted = false
+    }
+
+    /// A retained PUBLISH: stored, or (empty payload) cleared. `$SYS` values are rebuilt at
+    /// start and never stored.
+    func persistRetained(_ m: Message, on ctx: LoopContext) {
+        guard persistence != nil, !m.topic.utf8.starts(with: Broker.sysPrefix) else { return }
+        writing(ctx) { _, batch in
+            let key = Array(m.topic.utf8)
+            if m.payload.isEmpty {
+                batch.delete(.retained, key: key)
+            } else {
+                batch.put(.retained, key: key, value: Persistence.record(m, wallNow: wallClockMilliseconds(), monoNow: ctx.loop.now).encode())
+            }
+        }
+    }
+
+    static let sysPrefix: [UInt8] = Array("$SYS/".utf8)
+
+    /// Rewritten every second, so that after a crash the broker knows roughly when it stopped
+    /// (sessions that were connected then start their expiry from that moment).
+    func persistAlive(on ctx: LoopContext) {
+        writing(ctx) { _, batch in
+            var w = RecordWriter(reservingCapacity: 8)
+            w.u64(wallClockMilliseconds())
+            batch.put(.meta, key: RecordKeys.alive, value: w.buffer)
+        }
+    }
+}
+
+// MARK: Acknowledgements that wait for the disk
+
+extension Connection {
+    /// Sends an acknowledgement now, or (durability "sync") once the writes its packet caused
+    /// are committed. Once one waits, later ones wait behind it: acknowledgements leave in the
+    /// order their packets arrived [MQTT-4.6.0-2].
+    func sendAck(_ packet: Packet, wrote: Bool) {
+        guard let p = broker.persistence, p.holdsAcks, wrote || heldAcks > 0 else {
+            send(packet)
+            return
+        }
+        heldAcks += 1
+        if case .puback = packet { heldPubAcks += 1 }
+        context.heldAcks.append(HeldAck(connection: self, packet: packet))
+        if !context.commitScheduled {
+            context.commitScheduled = true
+            loop.scheduleFlush(context)
+        }
+    }
+}
+
+extension LoopContext: FlushTarget {
+    /// End of the iteration: this iteration's writes go to the store as one batch. The
+    /// acknowledgements held on it are released when the store confirms it (on this loop).
+    func flushPendingOutput() {
+        commitScheduled = false
+        guard let p = broker.persistence, !batch.isEmpty || !heldAcks.isEmpty else { return }
+        let b = batch
+        batch = StoreBatch()
+        let acks = heldAcks
+        heldAcks = []
+        let loop = self.loop
+        let me = UncheckedSendable(self)
+        if p.holdsAcks { committing.append(acks) }
+        p.store.commit(b) { error in
+            loop.execute { me.value.committed(error) }
+        }
+    }
+
+    /// The store confirmed (or failed) the oldest batch this loop submitted.
+    private func committed(_ error: StorageError?) {
+        if let error {
+            broker.persistence?.failedCommits.wrappingAdd(1, ordering: .relaxed)
+            broker.logger.error("storage commit failed: \(error)")
+        }
+        guard broker.persistence?.holdsAcks == true, let acks = committing.popFirst() else { return }
+        for a in acks {
+            let c = a.connection
+            c.heldAcks -= 1
+            if case .puback = a.packet { c.heldPubAcks -= 1 }
+            guard c.state != .closed else { continue }
+            if error != nil {
+                // Not on disk: the client must not take it as done. It resends after reconnecting.
+                c.disconnect(.unspecifiedError, "storage write failed; acknowledgement withheld")
+                continue
+            }
+            c.send(a.packet)
+        }
+    }
+}
