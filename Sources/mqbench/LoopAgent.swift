@@ -34,6 +34,8 @@ struct Plan: Sendable {
     var limit: Int
     var inflight: Int
     var waitForAll: Bool
+    /// pub: spread the messages over this many topics (0: each client keeps its own topic).
+    var topicSpread: Int = 0
     /// TLS client context (-S), shared by every client of this process.
     var tls: TLSContext? = nil
     // fleet
@@ -82,6 +84,11 @@ final class BenchClient {
     var ackTopic = ""
     var pendingAck: [UInt8]?
     var sim = CarSim(seed: 1)
+    // pub, QoS 1/2: when each packet id in flight was sent (µs), for the ack latency
+    var sentAt: [UInt16: UInt64] = [:]
+    // pub --spread: what the topic template is expanded with, per message
+    var topicName = ""
+    var topicUser: String?
 
     init(role: Role, seq: Int, conn: MQTTConnection) {
         self.role = role; self.seq = seq; self.conn = conn
@@ -107,6 +114,8 @@ final class LoopAgent: MQTTConnectionDelegate {
     var connectLatency = makeHistogram()
     var commandLatency = makeHistogram()
     var commandRTT = makeHistogram()
+    /// PUBLISH sent → PUBACK/PUBCOMP received, for `pub` at QoS 1/2.
+    var ackLatency = makeHistogram()
     var failures: [String: Int] = [:]
 
     init(loop: EventLoop, plan: Plan, slots: CommandSlots?) {
@@ -153,6 +162,7 @@ final class LoopAgent: MQTTConnectionDelegate {
         switch role {
         case .pub:
             c.topic = expand(plan.topics[0], seq: seq, clientId: name, username: user)
+            if plan.topicSpread > 0 { c.topicUser = user; c.topicName = name }
             if let m = plan.message {
                 c.payload = m
             } else {
@@ -248,6 +258,10 @@ final class LoopAgent: MQTTConnectionDelegate {
             fail("puback \(reasonCode)")
         } else if bc.role == .pub || bc.role == .car {
             LoopStats.inc(stats.acked)
+        }
+        if let t = bc.sentAt.removeValue(forKey: packetId) {
+            let now = wallClockMicroseconds()
+            ackLatency.recordClamped(now > t ? now - t : 0)
         }
         if stopping {
             if c.inflight == 0 { c.disconnect() }
@@ -352,7 +366,16 @@ final class LoopAgent: MQTTConnectionDelegate {
                     let ts = wallClockMicroseconds().bigEndian
                     bc.payload.withUnsafeMutableBytes { $0.storeBytes(of: ts, as: UInt64.self) }
                 }
-                c.publish(topic: bc.topic, payload: bc.payload, qos: qos, retain: plan.retain)
+                if plan.topicSpread > 0 {
+                    // Message j of client s goes to %i = first + (s - first + j * clients) mod N:
+                    // every topic gets its turn, each client's messages to one topic stay in order.
+                    let first = plan.startNumber
+                    let n = first + (bc.seq - first + bc.sent * plan.count) % plan.topicSpread
+                    bc.topic = expand(plan.topics[0], seq: n, clientId: bc.topicName, username: bc.topicUser)
+                }
+                if let id = c.publish(topic: bc.topic, payload: bc.payload, qos: qos, retain: plan.retain), qos != .atMostOnce {
+                    bc.sentAt[id] = wallClockMicroseconds()
+                }
             }
             bc.sent += 1
             n += 1

@@ -105,6 +105,10 @@ struct Pub: ParsableCommand {
     @Option(name: [.customShort("F"), .customLong("inflight")], help: "QoS 1/2 messages in flight per client (0: 65535).")
     var inflight: Int = 1
 
+    @Option(name: .customLong("spread"),
+            help: "Spread the messages over N topics: %i in the topic takes the N numbers from -n on in turn instead of the client's number (0: off).")
+    var spread: Int = 0
+
     @Flag(name: [.customShort("w"), .customLong("wait-before-publishing")],
           help: "Start publishing only when every client (of this process) is connected.")
     var wait = false
@@ -112,8 +116,8 @@ struct Pub: ParsableCommand {
     func validate() throws {
         try common.validateCommon()
         guard (0...2).contains(qos) else { throw ValidationError("-q must be 0, 1 or 2") }
-        guard intervalOfMsg >= 0, size >= 0, limit >= 0, inflight >= 0 else {
-            throw ValidationError("-I, -s, -L and -F must be >= 0")
+        guard intervalOfMsg >= 0, size >= 0, limit >= 0, inflight >= 0, spread >= 0 else {
+            throw ValidationError("-I, -s, -L, -F and --spread must be >= 0")
         }
         guard size <= 256 * 1024 * 1024 else { throw ValidationError("-s too large") }
     }
@@ -128,6 +132,7 @@ struct Pub: ParsableCommand {
             p.limit = limit
             p.inflight = inflight == 0 ? 65_535 : inflight
             p.waitForAll = wait
+            p.topicSpread = spread
             return p
         }
     }

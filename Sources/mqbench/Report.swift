@@ -80,6 +80,8 @@ struct Report: Codable {
     var unacked: Int
     var rates: Rates
     var latency_ms: Percentiles
+    /// pub at QoS 1/2: PUBLISH sent until its PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived.
+    var ack_ms: Percentiles?
     var connect_ms: Percentiles
     var errors: [String: Int]
     var errors_total: Int
@@ -102,6 +104,7 @@ struct Report: Codable {
                          acked_per_s: (Double(totals.acked) / d).rounded(toPlaces: 1),
                          received_per_s: (Double(totals.received) / d).rounded(toPlaces: 1)),
             latency_ms: Percentiles(histograms["latency"] ?? empty),
+            ack_ms: histograms["ack"].map { Percentiles($0) },
             connect_ms: Percentiles(histograms["connect"] ?? empty),
             errors: errors, errors_total: errors.values.reduce(0, +), fleet: nil, workers: workers,
             histograms: histograms.mapValues(histogramData))
@@ -180,6 +183,7 @@ struct Report: Codable {
             s += "\n  sent         \(sent) (\(rates.sent_per_s)/s)  acked \(acked)  failed acks \(publish_failed)  unacked \(unacked)"
             s += "\n  received     \(received) (\(rates.received_per_s)/s)"
             s += "\n  latency ms   \(p(latency_ms))"
+            if let a = ack_ms { s += "\n  ack ms       \(p(a))" }
         }
         if errors.isEmpty {
             s += "\n  errors       none"

@@ -129,10 +129,12 @@ final class Runner {
             hist["command"] = makeHistogram()
             hist["command_rtt"] = makeHistogram()
         }
+        if plan.command == .pub && plan.qos != .atMostOnce { hist["ack"] = makeHistogram() }
         var errors: [String: Int] = [:]
         for a in agents {
             hist["latency"]!.add(a.latency)
             hist["connect"]!.add(a.connectLatency)
+            if hist["ack"] != nil { hist["ack"]!.add(a.ackLatency) }
             if plan.command == .fleet {
                 hist["command"]!.add(a.commandLatency)
                 hist["command_rtt"]!.add(a.commandRTT)
