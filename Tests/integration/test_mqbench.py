@@ -176,6 +176,20 @@ def test_username_and_topic_placeholders(mqb_broker, clients, uid):
     assert got == {f"tc/{uid}/px_pub_5/bob/5", f"tc/{uid}/px_pub_6/bob/6"}
 
 
+def test_spread_over_topics_and_ack_latency(mqb_broker, clients, uid):
+    """--spread N: %i takes the N numbers from -n on in turn; each topic gets the same share, and
+    QoS 1 publishers report PUBLISH-to-PUBACK latency for every message."""
+    watcher = clients(mqb_broker, f"spread-{uid}"[:23])
+    watcher.subscribe(f"sp/{uid}/#", qos=1)
+    rep, _ = run(["pub", *base(mqb_broker), "-c", "3", "-n", "10", "-L", "4", "-q", "1", "-I", "0",
+                  "--spread", "6", "-t", f"sp/{uid}/%i"])
+    assert rep["acked"] == 12
+    assert rep["ack_ms"]["count"] == 12 and rep["ack_ms"]["max"] > 0
+    topics = [watcher.messages.get(timeout=5).topic for _ in range(12)]
+    assert sorted(set(topics)) == sorted(f"sp/{uid}/{n}" for n in range(10, 16))
+    assert all(topics.count(t) == 2 for t in set(topics))
+
+
 def test_retain(mqb_broker, uid):
     topic = f"r/{uid}"
     rep, _ = run(["pub", *base(mqb_broker), "-c", "1", "-L", "1", "-q", "1", "-r", "-m", "hello", "-t", topic])

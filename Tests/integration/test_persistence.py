@@ -431,3 +431,23 @@ def test_clean_start_replacement_survives_restart(durable, uid):
     assert again.try_recv(0.5) is None
     again.send(R.publish(f"x/{uid}", b"fresh", qos=2, pid=5, version=V5))   # pid 5 is not a duplicate
     assert again.expect(R.PUBREC).rc == 0x10          # delivered to nobody, but not taken for a resend
+
+
+def test_sys_storage_figures(durable, uid):
+    b = durable()
+    c, _ = connect_persistent(b, f"sysst-{uid}", V5)
+    c.subscribe([(f"st/{uid}", 1)])
+    c.close()
+    assert publish_pipelined(b, [(f"st/{uid}", b"x", False)] * 20) == 20
+    w = R.RawClient(b.port, b.host, version=V5)
+    assert w.connect(f"sysw-{uid}").rc == 0
+    w.subscribe([("$SYS/broker/storage/#", 0)])
+    got = {}
+    deadline = time.monotonic() + 5
+    while len(got) < 7 and time.monotonic() < deadline:
+        m = w.try_recv(1.0)
+        if m is not None and m.type == R.PUBLISH:
+            got[m.topic.rsplit("/", 1)[1]] = int(m.payload)
+    assert set(got) == {"bytes", "writes", "commits", "writes_per_second", "commits_per_second",
+                        "last_commit_latency_us", "failed_commits"}, got
+    assert got["bytes"] > 0 and got["writes"] >= 40 and got["commits"] >= 1 and got["failed_commits"] == 0, got
