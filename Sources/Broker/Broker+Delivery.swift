@@ -35,6 +35,15 @@ extension Broker {
             let owner = m.session.owner
             if owner == ctx.loop.index {
                 enqueue(d, on: ctx)
+            } else if d.storeSeq != 0 || ctx.deferredDeliveries[owner] > 0 {
+                // Its record must be on disk before the owner can update or delete it; and what
+                // follows it to the same loop waits behind it, so this publisher's order holds.
+                let target = contexts[owner]
+                ctx.deferredDeliveries[owner] += 1
+                ctx.whenCommitted { [unowned ctx] in
+                    ctx.deferredDeliveries[owner] -= 1
+                    target.deliveries.send(d)
+                }
             } else {
                 ctx.outbound[owner].append(d)
             }
@@ -90,8 +99,9 @@ extension Broker {
             drop(d, reason: "queue full (max_queued_messages \(configuration.limits.maxQueuedMessages))")
             return
         }
-        if q.storeSeq == 0, c == nil, s.isDurable {
-            // Offline by the time it arrived here: stored by the owner loop instead.
+        if q.storeSeq == 0, s.isDurable {
+            // Queued for a durable session (offline, or online behind a full window): it must
+            // outlive the connection, so it is stored, by the owner loop.
             q.storeSeq = persistDelivery(session: s, message: q.message, qos: q.qos, retain: q.retain,
                                          identifiers: q.identifiers, on: ctx)
         }

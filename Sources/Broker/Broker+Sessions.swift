@@ -37,6 +37,9 @@ extension Broker {
             // The old session's records go on its own loop, later: the fresh one clears the
             // keys they share (its inbound QoS 2 ids) itself, and the old one leaves its record.
             fresh.replacesStored = old.isDurable
+            // From now on the old session writes nothing (its connection may close before the
+            // takeover reaches its loop, and would store it again after the fresh one's clear).
+            old.setDurable(false)
             runOnOwner(old) { ctx in
                 self.takeOver(old, on: ctx)
                 self.endSession(old, on: ctx)
@@ -84,6 +87,9 @@ extension Broker {
     /// A new connection claims `session`: the old connection (if any) is told 0x8E and closed,
     /// and a will waiting for its delay is cancelled [MQTT-3.1.2-8 … 5.0 §3.1.2.5].
     private func takeOver(_ session: Session, on ctx: LoopContext) {
+        // The new connection writes the session's record; the old one's close must not write
+        // one after it (from this loop, its batch could commit after the new owner's).
+        session.setDurable(false)
         if let old = session.connection {
             // Its will is published only if it has no delay: the new connection cancels delayed ones.
             if let w = old.will, (w.properties.willDelayInterval ?? 0) > 0 { old.will = nil }
@@ -195,15 +201,20 @@ extension Broker {
         }
         session.queue.removeAll()
         session.inflight.removeAll()
-        let removed = sessions.update { table -> Bool in
-            if table[session.clientId] === session {
-                table[session.clientId] = nil
-                return true
+        // The client id is free for a new session only once the deletes of this one's records
+        // are committed: a new session's record, written from another loop, could otherwise
+        // commit first and be deleted (a CONNECT meanwhile finds this one dead and retries).
+        ctx.whenCommitted { [unowned self] in
+            let removed = self.sessions.update { table -> Bool in
+                if table[session.clientId] === session {
+                    table[session.clientId] = nil
+                    return true
+                }
+                return false
             }
-            return false
+            // A clean-start replacement already took the registry slot but the count stays the same.
+            if removed { self.stats.sessions.wrappingAdd(-1, ordering: .relaxed) }
         }
-        // A clean-start replacement already took the registry slot but the count stays the same.
-        if removed { stats.sessions.wrappingAdd(-1, ordering: .relaxed) }
     }
 
     func sendWill(_ will: Will, session: Session, on ctx: LoopContext) {

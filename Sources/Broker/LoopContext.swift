@@ -77,6 +77,7 @@ final class LoopContext {
         self.loop = loop
         self.broker = broker
         self.outbound = Array(repeating: [], count: loopCount)
+        self.deferredDeliveries = Array(repeating: 0, count: loopCount)
     }
 
     // MARK: Durable store (Broker+Persistence.swift)
@@ -89,7 +90,22 @@ final class LoopContext {
     /// Acknowledgements held on `batch`, and those held on batches the store has not confirmed
     /// yet (confirmations come back in submission order).
     var heldAcks: [HeldAck] = []
-    var committing = Deque<[HeldAck]>()
+    /// Work that must wait until this iteration's writes are on disk (handing a stored delivery
+    /// to its session's loop, freeing a client id whose records are being deleted).
+    var afterCommit: [() -> Void] = []
+    /// Deliveries to each loop waiting in `afterCommit` (later ones to that loop wait too).
+    var deferredDeliveries: [Int]
+    var committing = Deque<(acks: [HeldAck], then: [() -> Void])>()
+
+    /// Runs `work` once this iteration's batch is committed (now, without a store).
+    func whenCommitted(_ work: @escaping () -> Void) {
+        guard broker.persistence != nil else { work(); return }
+        afterCommit.append(work)
+        if !commitScheduled {
+            commitScheduled = true
+            loop.scheduleFlush(self)
+        }
+    }
 
     func add(_ c: Connection) { connections[ObjectIdentifier(c)] = c }
     func remove(_ c: Connection) { connections[ObjectIdentifier(c)] = nil }

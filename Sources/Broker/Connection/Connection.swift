@@ -62,6 +62,9 @@ final class Connection: EventHandler, FlushTarget {
     /// Acknowledgements waiting for the durable store (Broker+Persistence.swift), and how many
     /// of them are PUBACKs (they count against Receive Maximum).
     var heldAcks = 0
+    /// Resumed a present session and has sent no new PUBLISH yet: an unknown v3.1.1 PUBREL is
+    /// a resend [MQTT-4.4.0-1], not a protocol error.
+    var resendingAfterReconnect = false
     var heldPubAcks = 0
     /// v5 DISCONNECT 0x00 received: no will.
     var disconnectedNormally = false

@@ -67,8 +67,13 @@ extension Connection {
         case .exactlyOnce:
             // An error PUBREC ends the v5 exchange [MQTT-4.3.3]; v3 goes on to PUBREL/PUBCOMP,
             // so the id waits for its PUBREL like any other.
-            if version != .v5 { session?.inboundQoS2.insert(p.packetId) }
-            sendAck(.pubrec(AckPacket(packetId: p.packetId, reasonCode: code)), wrote: false)
+            var wrote = false
+            if version != .v5, let session, session.inboundQoS2.insert(p.packetId).inserted {
+                context.wroteSinceMark = false
+                broker.persistInbound(session, p.packetId, add: true, on: context)
+                wrote = context.wroteSinceMark
+            }
+            sendAck(.pubrec(AckPacket(packetId: p.packetId, reasonCode: code)), wrote: wrote)
         }
     }
 }

@@ -129,6 +129,7 @@ extension Connection {
                                  serverKeepAlive: UInt16?, expiry: UInt32, expiryCapped: Bool) {
         guard state == .attaching else {
             // The client went away while its session was being handed over.
+            session.setDurable(session.expiryInterval > 0)
             broker.sessionDisconnected(session, connection: self, publishWill: false)
             return
         }
@@ -161,6 +162,7 @@ extension Connection {
             if expiryCapped { props.sessionExpiryInterval = expiry }
         }
         send(.connack(ConnAckPacket(sessionPresent: present, reasonCode: .success, properties: props)))
+        resendingAfterReconnect = present
         logger.debug("client \(clientId) connected from \(peer) (\(version), session present: \(present))")
         broker.resume(session)
         let (id, user, peer, v, ka, clean, expiryInterval) = (clientId, username, self.peer, version, keepAliveMilliseconds / 1500, !present, expiry)

@@ -30,6 +30,8 @@ extension Connection {
             protocolViolation(.protocolError, "PUBLISH without a topic name [MQTT-4.7.3-1]")
             return
         }
+        // A new (not resent) PUBLISH: the client is past resending what the last connection left.
+        if !p.dup { resendingAfterReconnect = false }
         if limits.strictUTF8, !p.topic.isEmpty, let bad = StrictUTF8.firstRefused(in: p.topic) {
             protocolViolation(.malformedPacket, "PUBLISH topic name contains \(StrictUTF8.describe(bad)) (strict_utf8)")
             return
@@ -101,9 +103,9 @@ extension Connection {
             sendAck(.pubcomp(AckPacket(packetId: a.packetId)), wrote: context.wroteSinceMark)
         } else if version == .v5 {
             sendAck(.pubcomp(AckPacket(packetId: a.packetId, reasonCode: .packetIdentifierNotFound)), wrote: false)
-        } else if session.wasReleased(a.packetId) {
-            // Our PUBCOMP was lost with the last connection and the client resends its PUBREL
-            // [MQTT-4.4.0-1]: complete it again.
+        } else if session.wasReleased(a.packetId) || resendingAfterReconnect {
+            // Our PUBCOMP was lost with the last connection (or with a broker restart) and the
+            // client resends its PUBREL [MQTT-4.4.0-1]: complete it again.
             sendAck(.pubcomp(AckPacket(packetId: a.packetId)), wrote: false)
         } else {
             protocolViolation(.protocolError, "PUBREL for packet id \(a.packetId), which no QoS 2 PUBLISH awaits")

@@ -31,11 +31,8 @@ extension Broker {
             let record = SessionRecord(protocolVersion: s.protocolVersion, expiryInterval: s.expiryInterval,
                                        disconnectedAt: disconnectedAt, subscriptions: subs)
             if s.replacesStored {
-                // Inbound QoS 2 ids of the session this one replaced mean nothing to it.
-                var from = RecordKeys.sessionPrefix(s.clientId), to = from
-                from.append(RecordKind.inbound); to.append(RecordKind.inbound + 1)
-                batch.deleteRange(.sessions, from: from, to: to)
-                s.replacesStored = false
+                // What the session this one replaced stored under the client id is not its own.
+                Broker.clearStoredSession(s, &batch)
             }
             batch.put(.sessions, key: RecordKeys.session(s.clientId), value: record.encode())
             s.isPersisted = true
@@ -46,6 +43,10 @@ extension Broker {
     /// the deliveries' sequence numbers: called when it ends or stops being persistent.
     func forgetSession(_ s: Session, on ctx: LoopContext) {
         guard persistence != nil else { return }
+        if s.replacesStored {
+            // A clean start without expiry replaced a stored session: its record goes too.
+            writing(ctx) { _, batch in Broker.clearStoredSession(s, &batch) }
+        }
         for i in s.inflight.indices where s.inflight[i].storeSeq != 0 {
             forgetDelivery(s, seq: s.inflight[i].storeSeq, message: s.inflight[i].message, on: ctx)
             s.inflight[i].storeSeq = 0
@@ -67,6 +68,15 @@ extension Broker {
         }
         s.isPersisted = false
         s.willPersisted = false
+    }
+
+    /// The session record and inbound ids stored under `s`'s client id (its predecessor's).
+    static func clearStoredSession(_ s: Session, _ batch: inout StoreBatch) {
+        let from = RecordKeys.sessionPrefix(s.clientId)
+        var to = from
+        to[to.count - 1] = 1
+        batch.deleteRange(.sessions, from: from, to: to)
+        s.replacesStored = false
     }
 
     /// An inbound QoS 2 id received (`add`) or released.
@@ -209,14 +219,14 @@ extension LoopContext: FlushTarget {
     /// acknowledgements held on it are released when the store confirms it (on this loop).
     func flushPendingOutput() {
         commitScheduled = false
-        guard let p = broker.persistence, !batch.isEmpty || !heldAcks.isEmpty else { return }
+        guard let p = broker.persistence, !batch.isEmpty || !heldAcks.isEmpty || !afterCommit.isEmpty else { return }
         let b = batch
         batch = StoreBatch()
-        let acks = heldAcks
+        committing.append((heldAcks, afterCommit))
         heldAcks = []
+        afterCommit = []
         let loop = self.loop
         let me = UncheckedSendable(self)
-        if p.holdsAcks { committing.append(acks) }
         p.store.commit(b) { error in
             loop.execute { me.value.committed(error) }
         }
@@ -228,7 +238,8 @@ extension LoopContext: FlushTarget {
             broker.persistence?.failedCommits.wrappingAdd(1, ordering: .relaxed)
             broker.logger.error("storage commit failed: \(error)")
         }
-        guard broker.persistence?.holdsAcks == true, let acks = committing.popFirst() else { return }
+        guard let (acks, then) = committing.popFirst() else { return }
+        for work in then { work() }
         for a in acks {
             let c = a.connection
             c.heldAcks -= 1

@@ -187,7 +187,7 @@ extension Broker {
                 }
             }
             s.restorePacketIds()
-            stats.messagesStored.wrappingAdd(s.queue.count + s.inflight.count, ordering: .relaxed)
+            stats.messagesStored.wrappingAdd(s.queue.count, ordering: .relaxed)
             if let w = will {
                 s.pendingWill = w.will
                 s.willPersisted = true
