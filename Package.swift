@@ -31,6 +31,10 @@ let package = Package(
             name: "CRocksDB",
             pkgConfig: "rocksdb",
             providers: [.apt(["librocksdb-dev"])]),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "MQTTCodec"),
         .target(name: "RuleEngine"),
         .target(
@@ -46,10 +50,18 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: loopConfined),
+        .target(
+            name: "Bridges",
+            dependencies: [
+                "Broker", "EventLoop", "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: loopConfined),
         .executableTarget(
             name: "turnpike",
             dependencies: [
-                "Broker", "EventLoop", "MQTTCodec", "RuleEngine", "Storage",
+                "Broker", "Bridges", "EventLoop", "MQTTCodec", "RuleEngine", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),

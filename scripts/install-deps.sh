@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libssl-dev librocksdb-dev)
+packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev)
 if [ "${1:-}" = test ]; then
     packages+=(mosquitto mosquitto-clients python3-venv)
 fi

@@ -133,10 +133,31 @@ extension Broker {
             logger.log(level: .init(rawValue: level) ?? .info, "rule \(rule.name): \(text)")
             return true
         case .bridge(let kind, let name):
-            // Refused when the rules load; kept total for the day bridges exist.
-            logger.error("rule \(rule.name): bridge \(kind).\(name) is not available")
-            return false
+            guard let sink = bridges["\(kind).\(name)"] else {
+                // Refused when the rules load; a reload can only name configured bridges.
+                logger.error("rule \(rule.name): bridge \(kind).\(name) is not configured")
+                return false
+            }
+            var record = BridgeRecord(rule: rule.name, body: [], submittedAt: ctx.loop.now)
+            switch kind {
+            case "webhook":
+                record.method = action[argument: "method"]?.render(row).uppercased() ?? "POST"
+                record.target = action[argument: "path"]?.render(row) ?? ""
+                record.body = action[argument: "body"]?.renderBytes(row) ?? Array(JSONWriter.string(row).utf8)
+                if let t = action[argument: "headers"] { record.headers = Self.headers(t.value(row)) }
+            default:
+                logger.error("rule \(rule.name): \(kind) bridges are not available in this build")
+                return false
+            }
+            sink.submit(record, fromLoop: ctx.loop.index)
+            return true
         }
+    }
+
+    /// A map value (`${pub_props}`, a JSON object) as header name/value pairs.
+    private static func headers(_ v: Value) -> [(name: String, value: String)] {
+        guard case .map(let map) = v else { return [] }
+        return zip(map.keys, map.values).map { (name: $0, value: $1.stringValue ?? JSONWriter.string($1)) }
     }
 
     private static func int(_ v: Value) -> Int? {

@@ -63,6 +63,14 @@ extension Broker {
                             publisherClientId: "", receivedAt: ctx.wallClock)
             publish(m, from: ctx)
         }
+        for (id, sink) in bridges {
+            for (name, value) in sink.metricsSnapshot() {
+                let m = Message(topic: "$SYS/bridges/\(id)/\(name)", payload: Array("\(value)".utf8), qos: .atMostOnce,
+                                retain: true, properties: Properties(), expiresAt: nil, publisher: nil,
+                                publisherClientId: "", receivedAt: ctx.wallClock)
+                publish(m, from: ctx, runRules: false)
+            }
+        }
         let rules = currentRules.withLock { $0 }
         for (i, rule) in rules.rules.enumerated() {
             for (name, value) in rules.metrics[i].snapshot {

@@ -23,6 +23,8 @@ public final class Broker: @unchecked Sendable {
     let sessions: any SessionStore = InMemorySessionStore()
     /// The durable store; nil with `durability = "none"`.
     let persistence: Persistence?
+    /// Bridges by "kind.name", installed before `start` (Sources/Bridges makes them).
+    public private(set) var bridges: [String: any BridgeSink] = [:]
     /// What start-up recovered from it.
     public private(set) var recovered = RecoverySummary()
     private var listeners: [Listener] = []
@@ -82,6 +84,11 @@ public final class Broker: @unchecked Sendable {
             ctx.deliveries = Mailbox(loop: loop) { [unowned ctx] d in ctx.broker.deliverLocally(d, on: ctx) }
             contexts.append(ctx)
         }
+    }
+
+    /// Makes `sinks` available to rule actions; call before `start`.
+    public func installBridges(_ sinks: [any BridgeSink]) {
+        for s in sinks { bridges[s.id] = s }
     }
 
     /// Binds every listener and starts the loops. Returns the bound ports, in listener order.
@@ -168,6 +175,7 @@ public final class Broker: @unchecked Sendable {
             }
         }
         group.stopAndJoin()
+        for b in bridges.values { b.stop() }
         // The loops' last batches (sessions of the clients just disconnected) are queued:
         // closing drains them.
         if let p = persistence {

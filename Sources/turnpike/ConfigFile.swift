@@ -201,9 +201,12 @@ struct ConfigFile {
                 try loadRules(section, path: path, into: &config)
                 continue
             case "storage": known = storage
+            case "bridges":
+                bridges = try loadBridges(section, path: path)   // ConfigFile+Bridges.swift
+                continue
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage] or [[listeners]])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage], [bridges.*] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {

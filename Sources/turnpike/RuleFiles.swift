@@ -77,7 +77,7 @@ enum RuleFiles {
             guard case .bridge(let kind, let name) = action.target else { continue }
             if bridges.contains("\(kind).\(name)") { continue }
             let message = bridges.isEmpty
-                ? "bridge '\(kind).\(name)' is not configured (no bridges are; bridges arrive with the Kafka/PostgreSQL/webhook issue)"
+                ? "bridge '\(kind).\(name)' is not configured (no [bridges.\(kind).\(name)] in the configuration)"
                 : "bridge '\(kind).\(name)' is not configured (configured: \(bridges.sorted().joined(separator: ", ")))"
             throw semanticError(message, file: rule.file, text: text, at: action.location)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Broker
 import RuleEngine
 
 /// `turnpike rules check|test`: validate rule files, or run one rule on a sample message
@@ -14,7 +15,7 @@ struct Rules: ParsableCommand {
             abstract: "Parse and check every *.sql in a directory (or one file).",
             discussion: """
                 Each file must parse, rule names must be unique, and actions must be republish, log \
-                or a configured bridge (none are configured yet, so bridge actions are errors). \
+                or a bridge configured in --config (webhook.NAME; kafka and postgres are not available yet). \
                 Prints "ok: N rules (names)" and exits 0, or prints every error as \
                 file:line:col: message, the line and a caret, and exits 1.
                 """)
@@ -22,10 +23,24 @@ struct Rules: ParsableCommand {
         @Argument(help: "A rule directory or one rule file.")
         var path: String = "rules"
 
+        @Option(name: .long, help: "Configuration file naming the bridges rules may use. Default: ./turnpike.toml when present.")
+        var config: String?
+
         func run() throws {
             let rules: [Rule]
+            var bridges: Set<String> = []
+            if let file = config ?? (FileManager.default.fileExists(atPath: "turnpike.toml") ? "turnpike.toml" : nil) {
+                var cfg = BrokerConfiguration()
+                do {
+                    _ = try ConfigFile.load(path: file, into: &cfg)
+                } catch {
+                    FileHandle.standardError.write(Data("\(error)\n".utf8))
+                    throw ExitCode(1)
+                }
+                bridges = Set(ConfigFile.bridges.map(\.id))
+            }
             do {
-                rules = try RuleFiles.load(path: path, mustExist: true)
+                rules = try RuleFiles.load(path: path, bridges: bridges, mustExist: true)
             } catch {
                 FileHandle.standardError.write(Data("\(error.description)\n".utf8))
                 throw ExitCode(1)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bridges
 import Broker
 import CSystemShims
 import EventLoop
@@ -102,10 +103,11 @@ struct Serve: ParsableCommand {
             cfg.rules.directory = dir.isEmpty ? "rules" : dir + "/rules"
         }
         let rulesPath = cfg.rules.directory
+        let bridgeIds = Set(ConfigFile.bridges.map(\.id))
         let mustExist = ConfigFile.explicitRulesDirectory
         let rules: RuleSet
         do {
-            rules = RuleSet(rules: try RuleFiles.load(path: rulesPath, mustExist: mustExist))
+            rules = RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: bridgeIds, mustExist: mustExist))
         } catch {
             FileHandle.standardError.write(Data("turnpike: rules: \(error)\n".utf8))
             throw ExitCode(2)
@@ -113,6 +115,7 @@ struct Serve: ParsableCommand {
         let broker: Broker
         do {
             broker = try Broker(configuration: cfg, logger: logger)
+            broker.installBridges(Bridges.start(ConfigFile.bridges, broker: broker, loops: cfg.threads, logger: logger))
             try broker.start()
         } catch {
             logger.critical("cannot start: \(error)")
@@ -125,7 +128,7 @@ struct Serve: ParsableCommand {
                 logger.info("SIGHUP: reloading TLS certificates and rules")
                 broker.reloadTLS()
                 do {
-                    broker.replaceRules(RuleSet(rules: try RuleFiles.load(path: rulesPath, mustExist: mustExist)))
+                    broker.replaceRules(RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: bridgeIds, mustExist: mustExist)))
                 } catch {
                     logger.error("rules not reloaded, the previous rules stay active:\n\(error)")
                 }

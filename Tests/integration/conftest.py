@@ -122,7 +122,7 @@ class Broker:
     host = "127.0.0.1"
 
     def __init__(self, kind: str = BROKER_KIND, auth: dict | None = None, bans: dict | None = None,
-                 rules: dict | None = None, **overrides):
+                 rules: dict | None = None, extra_toml: str = "", **overrides):
         unknown = set(overrides) - set(DEFAULT_LIMITS) - EXTRA_LIMITS
         if unknown:
             raise ValueError(f"unknown broker settings: {unknown}")
@@ -134,6 +134,8 @@ class Broker:
         self.bans = bans or {}
         # Turnpike's [rules] table: dir (str), dead_letter (bool); see test_rules.py.
         self.rules = rules or {}
+        # More of turnpike.toml, verbatim (e.g. [bridges.…] tables; see test_bridges.py).
+        self.extra_toml = extra_toml
         self.dir = Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
         self.log_path = self.dir / "broker.log"
         self.port = 0
@@ -152,7 +154,7 @@ class Broker:
         if self.rules:
             lines += ["", "[rules]"] + [f"{k} = {toml_value(v)}" for k, v in self.rules.items()]
         path = self.dir / "turnpike.toml"
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text("\n".join(lines) + "\n" + self.extra_toml)
         return path
 
     def _mosquitto_config(self) -> Path:

@@ -14,6 +14,13 @@ public struct Action: Sendable {
     public static let bridgeKinds: Set<String> = ["kafka", "postgres", "webhook"]
     static let republishArguments: Set<String> = ["topic", "payload", "qos", "retain", "user_properties"]
     static let logArguments: Set<String> = ["level", "message"]
+    /// Arguments each bridge kind takes (EMQX's names).
+    static let bridgeArguments: [String: Set<String>] = [
+        "webhook": ["method", "path", "headers", "body"],
+        "kafka": ["topic", "key", "value", "headers"],
+        "postgres": ["statement"],
+    ]
+    static let httpMethods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     static let logLevels: Set<String> = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 
     /// Checks the written action and fills in defaults.
@@ -24,7 +31,12 @@ public struct Action: Sendable {
         switch (call.name, call.bridge) {
         case ("republish", nil): target = .republish; allowed = republishArguments
         case ("log", nil): target = .log; allowed = logArguments
-        case (let kind, let name?) where bridgeKinds.contains(kind): target = .bridge(kind: kind, name: name); allowed = nil
+        case (let kind, let name?) where bridgeKinds.contains(kind):
+            target = .bridge(kind: kind, name: name)
+            allowed = bridgeArguments[kind]
+            if let ack = call.arguments.first(where: { $0.name == "ack" }) {
+                throw fail("ack (holding the publisher's acknowledgement until the sink confirms) is not available yet", ack.location)
+            }
         case (let kind, nil) where bridgeKinds.contains(kind):
             throw fail("bridge action '\(kind)' needs a bridge name: \(kind).NAME(…)", call.location)
         case (let name, _):
@@ -83,8 +95,12 @@ public struct Action: Sendable {
                 arguments[name] = try! Template(parsing: value)  // constant, known to parse
                 names.append(name)
             }
-        case .bridge:
-            break
+        case .bridge(let kind, _):
+            if kind == "webhook", let m = arguments["method"], m.isConstant, !httpMethods.contains(m.text.uppercased()) {
+                throw fail("method must be one of \(httpMethods.sorted().joined(separator: ", "))", argumentLocation("method"))
+            }
+            if kind == "kafka" && arguments["topic"] == nil { throw fail("kafka needs a topic argument", call.location) }
+            if kind == "postgres" && arguments["statement"] == nil { throw fail("postgres needs a statement argument", call.location) }
         }
         return Action(target: target, arguments: arguments, argumentNames: names, location: call.location)
     }

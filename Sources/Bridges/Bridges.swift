@@ -1,0 +1,41 @@
+import Broker
+import Logging
+
+/// Makes the configured bridges (the executable reads `[bridges.<kind>.<name>]` into these).
+public enum Bridges {
+    public enum Kind: Sendable {
+        case webhook(WebhookSettings)
+    }
+
+    public struct Definition: Sendable {
+        public var name: String
+        public var kind: Kind
+        public var buffer: BufferSettings
+        public init(name: String, kind: Kind, buffer: BufferSettings) {
+            self.name = name; self.kind = kind; self.buffer = buffer
+        }
+
+        /// "webhook.crm".
+        public var id: String {
+            switch kind {
+            case .webhook: "webhook.\(name)"
+            }
+        }
+    }
+
+    /// Starts one thread per bridge; `broker.installBridges` makes them reachable from rules.
+    public static func start(_ definitions: [Definition], broker: Broker, loops: Int, logger: Logger) -> [any BridgeSink] {
+        definitions.map { d in
+            let driver: any SinkDriver
+            switch d.kind {
+            case .webhook(let w): driver = WebhookDriver(settings: w)
+            }
+            var buffer = d.buffer
+            if case .webhook(let w) = d.kind { buffer.inflightWindow = w.poolSize }
+            let b = BridgeBuffer(id: d.id, settings: buffer, driver: driver, loops: loops, broker: broker, logger: logger)
+            b.start()
+            logger.info("bridge \(d.id) started")
+            return b
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import EventLoop
+import MQTTCodec
+
+/// One row of one rule action for a bridge, rendered on the publisher's loop (templates are
+/// applied once, there); the bridge's own thread only sends it.
+public struct BridgeRecord: Sendable {
+    /// The rule that produced it (for logs and dead letters).
+    public var rule: String
+    /// webhook: the path appended to the bridge's URL; kafka: the topic.
+    public var target: String
+    /// webhook: the HTTP method.
+    public var method: String
+    /// kafka: the message key.
+    public var key: [UInt8]?
+    /// webhook: the request body; kafka: the message value.
+    public var body: [UInt8]
+    public var headers: [(name: String, value: String)]
+    /// When it was handed over (monotonic ms).
+    public var submittedAt: UInt64
+
+    public init(rule: String, target: String = "", method: String = "POST", key: [UInt8]? = nil, body: [UInt8],
+                headers: [(name: String, value: String)] = [], submittedAt: UInt64) {
+        self.rule = rule; self.target = target; self.method = method; self.key = key; self.body = body
+        self.headers = headers; self.submittedAt = submittedAt
+    }
+}
+
+/// What the broker knows of a bridge (Sources/Bridges implements it): rule actions hand it
+/// rendered records, `$SYS/bridges/<kind>.<name>/…` reads its metrics. `submit` runs on a
+/// reactor loop and must never block on the sink: it appends to a queue the bridge drains.
+public protocol BridgeSink: AnyObject, Sendable {
+    /// "webhook.crm": the name rule files use.
+    var id: String { get }
+    func submit(_ record: BridgeRecord, fromLoop loop: Int)
+    /// Metric name → value, EMQX's names (`matched`, `success`, `failed`, …).
+    func metricsSnapshot() -> [(name: String, value: Int)]
+    /// Stops the bridge's thread, after a last attempt at what it holds.
+    func stop()
+}
+
+extension Broker {
+    /// A record a bridge gave up on for good (a 4xx answer, a constraint error): published on
+    /// `$dlq/bridges/<kind>.<name>` with the error as the user property `error`. Any thread.
+    public func deadLetter(bridge id: String, rule: String, payload: [UInt8], error: String) {
+        let ctx = contexts[0]
+        ctx.loop.execute { [unowned self] in
+            var props = Properties()
+            props.userProperties = [UserProperty("error", error), UserProperty("rule", rule)]
+            let m = Message(topic: "$dlq/bridges/" + id, payload: payload, qos: .atLeastOnce, retain: false,
+                            properties: props, expiresAt: nil, publisher: nil, publisherClientId: "",
+                            receivedAt: ctx.wallClock)
+            self.publish(m, from: ctx, runRules: false)
+        }
+    }
+}
