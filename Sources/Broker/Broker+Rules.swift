@@ -86,7 +86,7 @@ extension Broker {
         for row in rows {
             for action in rule.actions {
                 RuleMetrics.bump(m.actionsTotal)
-                if run(action, row: row, rule: rule, on: ctx) {
+                if run(action, row: row, rule: rule, on: ctx, original: original) {
                     RuleMetrics.bump(m.actionsSuccess)
                 } else {
                     RuleMetrics.bump(m.actionsFailed)
@@ -95,7 +95,7 @@ extension Broker {
         }
     }
 
-    private func run(_ action: Action, row: Value, rule: Rule, on ctx: LoopContext) -> Bool {
+    private func run(_ action: Action, row: Value, rule: Rule, on ctx: LoopContext, original: Message?) -> Bool {
         switch action.target {
         case .republish:
             guard let topic = action[argument: "topic"]?.render(row), Topic.isValidName(topic) else {
@@ -149,7 +149,13 @@ extension Broker {
                 logger.error("rule \(rule.name): \(kind) bridges are not available in this build")
                 return false
             }
+            // ack = 'after_sink': a client's QoS 1/2 PUBLISH is acknowledged once the sink confirms.
+            if let original, original.qos != .atMostOnce, original.publisher != nil,
+               action[argument: "ack"]?.text == "after_sink" {
+                record.ticket = ctx.makeTicket()
+            }
             sink.submit(record, fromLoop: ctx.loop.index)
+            if sink.wantsBackpressure, original?.publisher != nil { ctx.fullBridge = sink }
             return true
         }
     }

@@ -88,6 +88,9 @@ public struct BrokerConfiguration: Sendable {
         /// Client ids, user names, will topics, topic names and filters with control characters
         /// (U+0001–U+001F, U+007F–U+009F) or Unicode non-characters are refused as malformed.
         public var strictUTF8 = true
+        /// Seconds a QoS 1/2 acknowledgement waits for the bridges of `ack = 'after_sink'`
+        /// actions; past it a v5 publisher gets 0x80 and a v3.1.1 one is disconnected.
+        public var ackTimeout: Int = 30
         /// Upper bound on a v5 client's Session Expiry Interval, seconds (0xFFFFFFFF: never expires).
         public var maxSessionExpiry: UInt32 = 0xFFFF_FFFF
         /// Seconds a new connection may take to send CONNECT.

@@ -19,7 +19,7 @@ struct Delivery {
 /// An acknowledgement waiting for the commit of the writes its packet caused.
 struct HeldAck {
     let connection: Connection
-    let packet: Packet
+    let gate: AckGate
 }
 
 /// Per-loop broker state: the loop's connections, its delivery mailbox and scratch buffers
@@ -96,6 +96,18 @@ final class LoopContext {
     /// Deliveries to each loop waiting in `afterCommit` (later ones to that loop wait too).
     var deferredDeliveries: [Int]
     var committing = Deque<(acks: [HeldAck], then: [() -> Void])>()
+    /// Acknowledgements waiting for a bridge's confirmation, by ticket (Broker+Persistence.swift).
+    var sinkGates: [UInt64: (Connection, AckGate)] = [:]
+    /// A bridge that asked for backpressure while the PUBLISH being handled fed it.
+    var fullBridge: (any BridgeSink)?
+    /// Tickets of the `ack = 'after_sink'` actions run for the PUBLISH being handled.
+    var pendingTickets: [UInt64] = []
+    private var lastTicket: UInt64 = 0
+    func makeTicket() -> AckTicket {
+        lastTicket += 1
+        pendingTickets.append(lastTicket)
+        return AckTicket(loop: loop.index, id: lastTicket)
+    }
 
     /// Runs `work` once this iteration's batch is committed (now, without a store).
     func whenCommitted(_ work: @escaping () -> Void) {

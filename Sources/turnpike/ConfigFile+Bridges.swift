@@ -28,7 +28,7 @@ extension ConfigFile {
     /// What is accepted for a key, for the error message.
     private static let expected: [String: String] = [
         "buffer": "\"memory\" (a disk buffer is not available yet)",
-        "on_full": "\"drop_oldest\" (backpressure is not available yet)",
+        "on_full": "\"drop_oldest\" or \"backpressure\"",
         "retry_backoff": "milliseconds, 1 to 30000",
         "batch_time": "milliseconds, 0 to 60000",
         "url": "an http:// or https:// URL",

@@ -47,6 +47,7 @@ struct ConfigFile {
         "flapping_max_connects": intLimit(0...Int(Int32.max)) { $0.flappingMaxConnects = $1 },
         "flapping_window": intLimit(1...86_400) { $0.flappingWindow = $1 },
         "flapping_ban": intLimit(1...31_536_000) { $0.flappingBan = $1 },
+        "ack_timeout": intLimit(1...3600) { $0.ackTimeout = $1 },
         "strict_utf8": { c, v in guard let b = v.bool else { return false }; c.limits.strictUTF8 = b; return true },
     ]
 

@@ -64,7 +64,8 @@ DEFAULT_LIMITS = {
 SERVER_KEYS = {"sys_interval"}
 # Turnpike-only [limits] keys: accepted as overrides, written only when given.
 EXTRA_LIMITS = {"connect_timeout", "accept_rate", "max_publish_rate", "max_publish_bytes_rate",
-                "flapping_max_connects", "flapping_window", "flapping_ban", "strict_utf8", "receive_maximum"}
+                "flapping_max_connects", "flapping_window", "flapping_ban", "strict_utf8", "receive_maximum",
+                "ack_timeout"}
 
 _ACTIVE_BROKERS: list["Broker"] = []
 

@@ -288,11 +288,13 @@ def test_bad_bridge_actions_name_file_line_and_column(tmp_path):
         "unknown_bridge": ("CREATE RULE a AS SELECT 1 AS x FROM \"t\"\nINTO webhook.nope (path = '/x');",
                            "unknown_bridge.sql:2:6: bridge 'webhook.nope' is not configured (configured: webhook.crm)"),
         "unknown_arg": ("CREATE RULE b AS SELECT 1 AS x FROM \"t\"\nINTO webhook.crm (pathh = '/x');",
-                        "unknown_arg.sql:2:19: unknown argument 'pathh' for webhook (expected body, headers, method, path)"),
+                        "unknown_arg.sql:2:19: unknown argument 'pathh' for webhook (expected ack, body, headers, method, path)"),
         "bad_template": ("CREATE RULE c AS SELECT 1 AS x FROM \"t\"\nINTO webhook.crm (path = '/x/${vin');",
                          "bad_template.sql:2:"),
         "bad_method": ("CREATE RULE d AS SELECT 1 AS x FROM \"t\"\nINTO webhook.crm (method = 'FETCH');",
                        "bad_method.sql:2:"),
+        "bad_ack": ("CREATE RULE e AS SELECT 1 AS x FROM \"t\"\nINTO webhook.crm (ack = 'after_snk');",
+                    "bad_ack.sql:2:25: ack must be 'after_sink'"),
     }
     for name, (text, expected) in cases.items():
         for f in rules.glob("*.sql"):
@@ -302,7 +304,7 @@ def test_bad_bridge_actions_name_file_line_and_column(tmp_path):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 1, (name, r.stdout, r.stderr)
         assert expected in r.stderr, (name, r.stderr)
-    (rules / "bad_method.sql").unlink()
+    (rules / "bad_ack.sql").unlink()
     (rules / "ok.sql").write_text(TELEMETRY_RULE)
     r = subprocess.run([str(TURNPIKE_BIN), "rules", "check", str(rules), "--config", str(cfg)],
                        capture_output=True, text=True, timeout=30)
@@ -312,7 +314,7 @@ def test_bad_bridge_actions_name_file_line_and_column(tmp_path):
 @pytest.mark.parametrize("table,message", [
     ('[bridges.webhook.crm]\nurl = "ftp://x"\n', "invalid value for 'url' in [bridges.webhook.crm]"),
     ('[bridges.webhook.crm]\nurl = "http://x"\nbatch_sise = 3\n', "unknown key 'batch_sise' in [bridges.webhook.crm]"),
-    ('[bridges.webhook.crm]\nurl = "http://x"\non_full = "backpressure"\n', "backpressure is not available yet"),
+    ('[bridges.webhook.crm]\nurl = "http://x"\non_full = "pause"\n', "invalid value for 'on_full' in [bridges.webhook.crm]: expected \"drop_oldest\" or \"backpressure\""),
     ('[bridges.kafka.fleet]\nbootstrap_servers = "127.0.0.1:9092"\n', "kafka bridges are not available in this build yet"),
 ])
 def test_bad_bridge_config_is_refused(tmp_path, table, message):
@@ -321,3 +323,77 @@ def test_bad_bridge_config_is_refused(tmp_path, table, message):
     r = subprocess.run([str(TURNPIKE_BIN), "serve", "--config", str(cfg), "--port", "0", "--data", str(tmp_path / "d")],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+AFTER_SINK_RULE = """
+CREATE RULE held AS
+SELECT clientid AS vin, payload AS p FROM "held/+"
+INTO webhook.crm (path = '/held/${vin}', body = '${p}', ack = 'after_sink');
+"""
+
+
+@pytest.mark.parametrize("version", [V5, V3], ids=["v5", "v311"])
+def test_after_sink_holds_the_puback_until_the_webhook_answers(bridged, receiver, uid, version):
+    port = free_port()
+    b = bridged(f"http://127.0.0.1:{port}", {"held": AFTER_SINK_RULE})
+    c = R.RawClient(b.port, b.host, version=version)
+    assert c.connect(f"car-{uid}").rc == 0
+    c.send(R.publish(f"held/car-{uid}", b"unlock-ack", qos=1, pid=1, version=version))
+    c.send(R.publish(f"other/{uid}", b"no rule", qos=1, pid=2, version=version))   # routed at once...
+    assert c.try_recv(1.5) is None                   # ...but its PUBACK waits behind the held one
+    r = receiver(port=port).start()                  # the sink comes up: delivered, then acked
+    first = c.expect(R.PUBACK, 10)
+    second = c.expect(R.PUBACK, 5)
+    assert (first.pid, second.pid) == (1, 2) and first.rc < 0x80, (first, second)   # 0x10: no subscribers
+    got = r.wait_delivered(1)
+    assert [q["body"] for q in got] == [b"unlock-ack"]
+
+
+def test_after_sink_timeout_fails_the_v5_ack_and_disconnects_v3(bridged, receiver, uid):
+    port = free_port()
+    b = bridged(f"http://127.0.0.1:{port}", {"held": AFTER_SINK_RULE}, ack_timeout=2)
+    v5 = R.RawClient(b.port, b.host, version=V5)
+    assert v5.connect(f"v5-{uid}").rc == 0
+    v5.send(R.publish(f"held/v5-{uid}", b"x", qos=1, pid=7, version=V5))
+    a = v5.expect(R.PUBACK, 6)
+    assert a.pid == 7 and a.rc == 0x80, a            # the car may resend
+    v3 = R.RawClient(b.port, b.host)
+    assert v3.connect(f"v3-{uid}").rc == 0
+    v3.send(R.publish(f"held/v3-{uid}", b"x", qos=1, pid=8))
+    closed, pkts = v3.wait_closed(6)
+    assert closed and pkts == [], pkts               # no PUBACK: its session resends on reconnect
+
+
+def test_after_sink_permanent_failure_is_0x80_at_once(bridged, receiver, uid):
+    r = receiver(default=422).start()
+    b = bridged(f"http://127.0.0.1:{r.port}", {"held": AFTER_SINK_RULE})
+    c = R.RawClient(b.port, b.host, version=V5)
+    assert c.connect(f"p-{uid}").rc == 0
+    c.send(R.publish(f"held/p-{uid}", b"x", qos=1, pid=3, version=V5))
+    a = c.expect(R.PUBACK, 5)
+    assert a.pid == 3 and a.rc == 0x80 and "HTTP 422" in a.props.get("ReasonString", ""), a
+
+
+def test_full_buffer_backpressure_slows_publishers_and_loses_nothing(bridged, receiver, uid):
+    port = free_port()
+    b = bridged(f"http://127.0.0.1:{port}", {"to_crm": TELEMETRY_RULE},
+                bridge_keys="max_buffer_messages = 20\non_full = \"backpressure\"\npool_size = 2")
+    done = threading.Event()
+
+    def publish():
+        publish_all(b, 1, 200)
+        done.set()
+
+    t = threading.Thread(target=publish)
+    t.start()
+    time.sleep(2.0)
+    m = bridge_metrics(b, lambda m: m["matched"] > 0)
+    assert not done.is_set()                           # the publisher is held back...
+    assert 20 <= m["matched"] <= 40 and m["dropped"] == 0, m   # ...near the bound, nothing dropped
+    r = receiver(port=port).start()
+    t.join(60)
+    assert done.is_set()
+    got = r.wait_delivered(200, timeout=40)
+    assert sorted(json.loads(q["body"])["seq"] for q in got) == list(range(200))
+    m = bridge_metrics(b, lambda m: m["success"] == 200)
+    assert m["success"] == 200 and m["dropped"] == 0, m

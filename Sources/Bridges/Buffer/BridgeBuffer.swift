@@ -33,6 +33,8 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
 
     // Bridge thread only.
     private struct Entry {
+        /// Arrival order; the queue stays sorted by it (retries go back to their place).
+        var seq: UInt64
         var record: BridgeRecord
         var attempts = 0
         /// Monotonic ms before which it is not retried.
@@ -42,6 +44,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
     private var queuedBytes = 0
     private var inflight: [UInt64: [Entry]] = [:]
     private var nextRequest: UInt64 = 1
+    private var nextSeq: UInt64 = 0
     private var consecutiveFailures = 0
     private var lastDropLog: UInt64 = 0
     private var dropsSinceLog = 0
@@ -79,6 +82,13 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
 
     func metricsSnapshot() -> [(name: String, value: Int)] { metrics.snapshot }
 
+    /// Held records (queued or in flight) at or past the bound, with `on_full = backpressure`.
+    var wantsBackpressure: Bool {
+        guard settings.onFull == .backpressure else { return false }
+        let held = metrics.queuing.load(ordering: .relaxed) + metrics.inflight.load(ordering: .relaxed)
+        return held >= settings.maxBufferMessages || metrics.queuingBytes.load(ordering: .relaxed) >= settings.maxBufferBytes
+    }
+
     func stop() {
         guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
         driver.wakeUp()
@@ -108,13 +118,16 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
         for inbox in inboxes {
             inbox.records.withLock { swap(&$0, &taken) }
             for r in taken {
-                queue.append(Entry(record: r))
+                nextSeq += 1
+                queue.append(Entry(seq: nextSeq, record: r))
                 queuedBytes += r.body.count
             }
             taken.removeAll(keepingCapacity: true)
         }
-        // Full: the oldest records make room (on_full = drop_oldest).
-        while queue.count + inflightCount > settings.maxBufferMessages || queuedBytes > settings.maxBufferBytes,
+        // Full: the oldest records make room (on_full = drop_oldest). With backpressure the
+        // publishers are paused instead (wantsBackpressure) and nothing is dropped.
+        while settings.onFull == .dropOldest,
+              queue.count + inflightCount > settings.maxBufferMessages || queuedBytes > settings.maxBufferBytes,
               let e = queue.popFirst() {
             queuedBytes -= e.record.body.count
             drop(e, counter: metrics.droppedQueueFull, reason: "buffer full (max_buffer_messages \(settings.maxBufferMessages), max_buffer_bytes \(settings.maxBufferBytes))")
@@ -168,11 +181,13 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
             case .delivered:
                 BridgeMetrics.add(metrics.success, 1)
                 BridgeMetrics.add(metrics.inflight, -1)
+                confirm(e, delivered: true, reason: "")
                 consecutiveFailures = 0
                 metrics.status.store(BridgeMetrics.Status.connected.rawValue, ordering: .relaxed)
             case .permanent(let why):
                 BridgeMetrics.add(metrics.failed, 1)
                 BridgeMetrics.add(metrics.inflight, -1)
+                confirm(e, delivered: false, reason: "bridge \(self.id): \(why)")
                 logger.warning("bridge \(id): rule \(e.record.rule): record refused for good: \(why); sent to $dlq/bridges/\(id)")
                 broker.deadLetter(bridge: self.id, rule: e.record.rule, payload: e.record.body, error: why)
             case .retriable(let why):
@@ -182,6 +197,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
                 if settings.maxRetries > 0 && e.attempts > settings.maxRetries {
                     BridgeMetrics.add(metrics.failed, 1)
                     BridgeMetrics.add(metrics.inflight, -1)
+                    confirm(e, delivered: false, reason: "bridge \(self.id): \(why) after \(e.attempts) attempts")
                     logger.warning("bridge \(self.id): rule \(e.record.rule): giving up after \(e.attempts) attempts: \(why); sent to $dlq/bridges/\(self.id)")
                     broker.deadLetter(bridge: self.id, rule: e.record.rule, payload: e.record.body, error: why)
                     continue
@@ -194,13 +210,17 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
                 retry.append(e)
             }
         }
-        // Retries go back to the front, in their order: a car's records keep their order.
+        // Retries go back to their place in arrival order (before everything that came after
+        // them, also when several requests fail at once): a car's records keep their order.
         if !retry.isEmpty {
             BridgeMetrics.add(metrics.queuing, retry.count)
             BridgeMetrics.add(metrics.queuingBytes, retry.reduce(0) { $0 + $1.record.body.count })
             BridgeMetrics.add(metrics.inflight, -retry.count)
-            for e in retry.reversed() {
-                queue.prepend(e)
+            var i = 0
+            for e in retry {   // in seq order within a request
+                while i < queue.count && queue[i].seq < e.seq { i += 1 }
+                queue.insert(e, at: i)
+                i += 1
                 queuedBytes += e.record.body.count
             }
         }
@@ -212,7 +232,13 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
         return UInt64(base * Double.random(in: 0.8...1.2))
     }
 
+    /// Tells a waiting publisher's loop what became of its record (`ack = 'after_sink'`).
+    private func confirm(_ e: Entry, delivered: Bool, reason: String) {
+        if let t = e.record.ticket { broker.confirmSink(t, delivered: delivered, reason: reason) }
+    }
+
     private func drop(_ e: Entry, counter: borrowing Atomic<Int>, reason: String) {
+        confirm(e, delivered: false, reason: "bridge \(id): dropped: \(reason)")
         BridgeMetrics.add(metrics.dropped, 1)
         BridgeMetrics.add(counter, 1)
         BridgeMetrics.add(metrics.queuing, -1)

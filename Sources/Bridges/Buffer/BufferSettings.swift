@@ -10,7 +10,7 @@ public struct BufferSettings: Sendable {
     public var maxBufferMessages = 100_000
     /// Bytes of record bodies held before `on_full` applies.
     public var maxBufferBytes = 256 << 20
-    public enum OnFull: String, Sendable { case dropOldest = "drop_oldest" }
+    public enum OnFull: String, Sendable { case dropOldest = "drop_oldest", backpressure }
     public var onFull = OnFull.dropOldest
     /// Attempts after the first before a record counts as failed (0: until `request_ttl`).
     public var maxRetries = 0

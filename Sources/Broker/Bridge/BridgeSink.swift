@@ -17,6 +17,9 @@ public struct BridgeRecord: Sendable {
     public var headers: [(name: String, value: String)]
     /// When it was handed over (monotonic ms).
     public var submittedAt: UInt64
+    /// Set when the publisher's acknowledgement waits for this record (`ack = 'after_sink'`):
+    /// the bridge reports its final outcome through `Broker.confirmSink`.
+    public var ticket: AckTicket?
 
     public init(rule: String, target: String = "", method: String = "POST", key: [UInt8]? = nil, body: [UInt8],
                 headers: [(name: String, value: String)] = [], submittedAt: UInt64) {
@@ -32,6 +35,9 @@ public protocol BridgeSink: AnyObject, Sendable {
     /// "webhook.crm": the name rule files use.
     var id: String { get }
     func submit(_ record: BridgeRecord, fromLoop loop: Int)
+    /// `on_full = "backpressure"` and the buffer is full: publishers feeding it are not read
+    /// until it is not (any thread; a relaxed read).
+    var wantsBackpressure: Bool { get }
     /// Metric name → value, EMQX's names (`matched`, `success`, `failed`, …).
     func metricsSnapshot() -> [(name: String, value: Int)]
     /// Stops the bridge's thread, after a last attempt at what it holds.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DequeModule
 import EventLoop
 import Logging
 import MQTTCodec
@@ -44,6 +45,8 @@ final class Connection: EventHandler, FlushTarget {
         static let attaching = ReadPause(rawValue: 1)
         /// Over `max_publish_rate` / `max_publish_bytes_rate` (Connection+Publish.swift).
         static let throttled = ReadPause(rawValue: 2)
+        /// Feeds a bridge whose buffer is full, with `on_full = backpressure`.
+        static let bridgeFull = ReadPause(rawValue: 4)
     }
     private var readPauses: ReadPause = []
     private var readPaused: Bool { !readPauses.isEmpty }
@@ -61,7 +64,8 @@ final class Connection: EventHandler, FlushTarget {
     var username: String?
     /// Acknowledgements waiting for the durable store (Broker+Persistence.swift), and how many
     /// of them are PUBACKs (they count against Receive Maximum).
-    var heldAcks = 0
+    /// Acknowledgements waiting (AckGate.swift), oldest first.
+    var gates = Deque<AckGate>()
     /// Resumed a present session and has sent no new PUBLISH yet: an unknown v3.1.1 PUBREL is
     /// a resend [MQTT-4.4.0-1], not a protocol error.
     var resendingAfterReconnect = false
@@ -259,8 +263,8 @@ final class Connection: EventHandler, FlushTarget {
 
     /// After a throttle pause (from its timer, never inside a read): also drains what OpenSSL
     /// already decrypted, which the socket will not signal again.
-    func resumeAfterThrottle() {
-        resumeReading(.throttled)
+    func resumeAfterThrottle(_ reason: ReadPause = .throttled) {
+        resumeReading(reason)
         if let tls, tls.isHandshakeComplete, tls.hasBufferedPlaintext, !readPaused, state != .closed { readTLS(tls) }
     }
 
@@ -311,7 +315,7 @@ final class Connection: EventHandler, FlushTarget {
     private func keepAliveExpired() {
         guard state != .closed, let timer = keepAliveTimer else { return }
         // Not read because it publishes too fast is not idle.
-        if readPauses.contains(.throttled) { lastActivity = loop.now }
+        if !readPauses.isDisjoint(with: [.throttled, .bridgeFull]) { lastActivity = loop.now }
         let idle = loop.now &- lastActivity
         if idle >= keepAliveMilliseconds {
             if let tls, !tls.isHandshakeComplete {
@@ -463,6 +467,11 @@ final class Connection: EventHandler, FlushTarget {
         if let tls, tls.isHandshakeComplete { tls.shutdown() }
         if let t = keepAliveTimer { loop.cancel(t) }
         if let t = publishRate?.timer { loop.cancel(t) }
+        if let t = publishRate?.bridgeTimer { loop.cancel(t) }
+        // Acknowledgements still waiting go nowhere now (their confirmations find no gate open).
+        for g in gates { if let t = g.timer { loop.cancel(t) } }
+        gates.removeAll()
+        heldPubAcks = 0
         loop.deregister(fd: fd)
         Socket.close(fd)
         output.reset()

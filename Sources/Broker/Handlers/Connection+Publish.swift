@@ -46,6 +46,7 @@ extension Connection {
             return
         }
 
+        defer { if let full = context.fullBridge { context.fullBridge = nil; waitForBridge(full) } }
         let now = loop.now
         let message = Message(
             topic: topic, payload: p.payload, qos: p.qos, retain: p.retain,
@@ -60,8 +61,10 @@ extension Connection {
         case .atLeastOnce:
             guard withinReceiveMaximum(session) else { return }
             context.wroteSinceMark = false
+            context.pendingTickets.removeAll(keepingCapacity: true)
             let delivered = broker.publish(message, from: context)
-            sendAck(.puback(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark)
+            sendAck(.puback(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark,
+                    tickets: context.pendingTickets)
         case .exactlyOnce:
             if session.inboundQoS2.contains(p.packetId) {
                 // A resend before PUBREL: acknowledge again, deliver nothing twice [MQTT-4.3.3-10].
@@ -71,9 +74,11 @@ extension Connection {
             guard withinReceiveMaximum(session) else { return }
             session.inboundQoS2.insert(p.packetId)
             context.wroteSinceMark = false
+            context.pendingTickets.removeAll(keepingCapacity: true)
             broker.persistInbound(session, p.packetId, add: true, on: context)
             let delivered = broker.publish(message, from: context)
-            sendAck(.pubrec(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark)
+            sendAck(.pubrec(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark,
+                    tickets: context.pendingTickets)
         }
     }
 
@@ -186,6 +191,36 @@ extension Connection {
     }
 }
 
+extension Connection {
+    /// The bridge this client's messages feed is full (`on_full = backpressure`): its socket is
+    /// not read until the bridge has room, so TCP pushes back on the client and nothing is
+    /// dropped. Checked every 50 ms.
+    func waitForBridge(_ sink: any BridgeSink) {
+        if publishRate == nil { publishRate = PublishRate(messages: 0, bytes: 0, now: loop.now) }
+        let rate = publishRate!
+        if rate.bridgeTimer == nil {
+            rate.bridgeTimer = LoopTimer { [unowned self] in
+                guard let r = self.publishRate, let s = r.waitingFor else { return }
+                if s.wantsBackpressure, self.state != .closed {
+                    self.loop.schedule(r.bridgeTimer!, afterMilliseconds: 50)
+                    return
+                }
+                r.waitingFor = nil
+                self.resumeAfterThrottle(.bridgeFull)
+            }
+        }
+        if rate.waitingFor == nil {
+            if rate.lastLog == 0 || loop.now >= rate.lastLog + 10_000 {
+                rate.lastLog = loop.now
+                logger.notice("client \(clientId): bridge \(sink.id) is full (on_full = backpressure); not reading its messages until it has room (logged at most every 10 s)")
+            }
+            rate.waitingFor = sink
+            pauseReading(.bridgeFull)
+            loop.schedule(rate.bridgeTimer!, afterMilliseconds: 50)
+        }
+    }
+}
+
 /// A client's publish rate limits (`max_publish_rate`, `max_publish_bytes_rate`): token buckets
 /// allocated once per connection, and only when a limit is configured (a reference: an idle
 /// connection without limits carries 8 bytes for it, not ~90).
@@ -194,6 +229,9 @@ final class PublishRate {
     var bytes: TokenBucket?
     /// Resumes reading after a throttle pause; made on the first one.
     var timer: LoopTimer?
+    /// Checks whether the full bridge this client waits for has room again.
+    var bridgeTimer: LoopTimer?
+    var waitingFor: (any BridgeSink)?
     /// When reading last resumed after a pause: a pause within a second of it continues the
     /// same throttle episode (counted and logged once).
     var lastResume: UInt64 = 0

@@ -193,23 +193,90 @@ extension Broker {
     }
 }
 
-// MARK: Acknowledgements that wait for the disk
+// MARK: Acknowledgements that wait (for the disk, for sinks)
 
 extension Connection {
-    /// Sends an acknowledgement now, or (durability "sync") once the writes its packet caused
-    /// are committed. Once one waits, later ones wait behind it: acknowledgements leave in the
-    /// order their packets arrived [MQTT-4.6.0-2].
-    func sendAck(_ packet: Packet, wrote: Bool) {
-        guard let p = broker.persistence, p.holdsAcks, wrote || heldAcks > 0 else {
+    /// Sends an acknowledgement now, or once what it waits for is confirmed: the commit of the
+    /// writes its packet caused (durability "sync", `wrote`) and each sink in `tickets` (rule
+    /// actions with `ack = 'after_sink'`). Once one waits, later ones wait behind it:
+    /// acknowledgements leave in the order their packets arrived [MQTT-4.6.0-2].
+    func sendAck(_ packet: Packet, wrote: Bool, tickets: [UInt64] = []) {
+        let forDisk = wrote && broker.persistence?.holdsAcks == true
+        guard forDisk || !tickets.isEmpty || !gates.isEmpty else {
             send(packet)
             return
         }
-        heldAcks += 1
-        if case .puback = packet { heldPubAcks += 1 }
-        context.heldAcks.append(HeldAck(connection: self, packet: packet))
-        if !context.commitScheduled {
-            context.commitScheduled = true
-            loop.scheduleFlush(context)
+        let gate = AckGate(packet: packet, waiting: (forDisk ? 1 : 0) + tickets.count)
+        gates.append(gate)
+        if gate.isPubAck { heldPubAcks += 1 }
+        if forDisk {
+            context.heldAcks.append(HeldAck(connection: self, gate: gate))
+            if !context.commitScheduled {
+                context.commitScheduled = true
+                loop.scheduleFlush(context)
+            }
+        }
+        if !tickets.isEmpty {
+            gate.tickets = tickets
+            for t in tickets { context.sinkGates[t] = (self, gate) }
+            let timer = LoopTimer { [unowned self, unowned gate] in self.ackTimedOut(gate) }
+            gate.timer = timer
+            loop.schedule(timer, afterMilliseconds: UInt64(limits.ackTimeout) * 1000)
+        }
+        if gate.waiting == 0 { releaseGates() }
+    }
+
+    /// Sends what is at the front and confirmed, in order.
+    func releaseGates() {
+        while let g = gates.first, g.waiting == 0 {
+            gates.removeFirst()
+            if g.isPubAck { heldPubAcks -= 1 }
+            if let t = g.timer { loop.cancel(t) }
+            guard state != .closed else { continue }
+            if let why = g.failure {
+                // The client must not take it as done: v5 gets a failure code (the car may
+                // resend), v3.1.1 — which has none — is disconnected and resends on reconnect.
+                switch g.packet {
+                case .puback(var a) where version == .v5:
+                    a.reasonCode = .unspecifiedError
+                    if wantsProblemInformation { a.properties.reasonString = why }
+                    send(.puback(a))
+                case .pubrec(var a) where version == .v5:
+                    a.reasonCode = .unspecifiedError
+                    if wantsProblemInformation { a.properties.reasonString = why }
+                    send(.pubrec(a))
+                default:
+                    disconnect(.unspecifiedError, "\(why); acknowledgement withheld")
+                    return
+                }
+                continue
+            }
+            send(g.packet)
+        }
+    }
+
+    /// `ack_timeout` passed before every sink confirmed.
+    private func ackTimedOut(_ gate: AckGate) {
+        var pending = 0
+        for t in gate.tickets where context.sinkGates.removeValue(forKey: t) != nil { pending += 1 }
+        guard pending > 0 else { return }
+        gate.waiting -= pending
+        gate.failure = gate.failure ?? "not confirmed by the bridge within ack_timeout \(limits.ackTimeout) s"
+        logger.info("client \(clientId): \(gate.failure!)")
+        releaseGates()
+    }
+}
+
+extension Broker {
+    /// A bridge's final word on a record whose publisher waits (`ack = 'after_sink'`): any thread.
+    public func confirmSink(_ ticket: AckTicket, delivered: Bool, reason: String) {
+        guard ticket.loop < contexts.count else { return }
+        let ctx = contexts[ticket.loop]
+        ctx.loop.execute {
+            guard let (c, gate) = ctx.sinkGates.removeValue(forKey: ticket.id) else { return } // timed out
+            gate.waiting -= 1
+            if !delivered { gate.failure = gate.failure ?? reason }
+            c.releaseGates()
         }
     }
 }
@@ -241,16 +308,9 @@ extension LoopContext: FlushTarget {
         guard let (acks, then) = committing.popFirst() else { return }
         for work in then { work() }
         for a in acks {
-            let c = a.connection
-            c.heldAcks -= 1
-            if case .puback = a.packet { c.heldPubAcks -= 1 }
-            guard c.state != .closed else { continue }
-            if error != nil {
-                // Not on disk: the client must not take it as done. It resends after reconnecting.
-                c.disconnect(.unspecifiedError, "storage write failed; acknowledgement withheld")
-                continue
-            }
-            c.send(a.packet)
+            a.gate.waiting -= 1
+            if error != nil { a.gate.failure = a.gate.failure ?? "storage write failed" }
+            a.connection.releaseGates()
         }
     }
 }

@@ -16,9 +16,9 @@ public struct Action: Sendable {
     static let logArguments: Set<String> = ["level", "message"]
     /// Arguments each bridge kind takes (EMQX's names).
     static let bridgeArguments: [String: Set<String>] = [
-        "webhook": ["method", "path", "headers", "body"],
-        "kafka": ["topic", "key", "value", "headers"],
-        "postgres": ["statement"],
+        "webhook": ["method", "path", "headers", "body", "ack"],
+        "kafka": ["topic", "key", "value", "headers", "ack"],
+        "postgres": ["statement", "ack"],
     ]
     static let httpMethods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     static let logLevels: Set<String> = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
@@ -35,7 +35,9 @@ public struct Action: Sendable {
             target = .bridge(kind: kind, name: name)
             allowed = bridgeArguments[kind]
             if let ack = call.arguments.first(where: { $0.name == "ack" }) {
-                throw fail("ack (holding the publisher's acknowledgement until the sink confirms) is not available yet", ack.location)
+                guard case .string(let s) = ack.value, s == "after_sink" || s == "routed" else {
+                    throw fail("ack must be 'after_sink' (the publisher's acknowledgement waits for the sink) or 'routed' (the default)", ack.valueLocation)
+                }
             }
         case (let kind, nil) where bridgeKinds.contains(kind):
             throw fail("bridge action '\(kind)' needs a bridge name: \(kind).NAME(…)", call.location)
