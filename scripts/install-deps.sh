@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev)
+packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev)
 if [ "${1:-}" = test ]; then
-    packages+=(mosquitto mosquitto-clients python3-venv)
+    packages+=(mosquitto mosquitto-clients python3-venv kcat)
 fi
 
 missing=()
