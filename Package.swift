@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "Bridges",
             dependencies: [
-                "Broker", "EventLoop", "CCurl",
+                "Broker", "EventLoop", "CCurl", "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
