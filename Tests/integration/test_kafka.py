@@ -68,12 +68,12 @@ class Noida:
                 self.proc.wait()
         self.proc = None
 
-    def read(self, topic, n, timeout=30):
+    def read(self, topic, n, timeout=30, fmt="%k\t%s\n"):
         """(key, value) of every message in `topic`, in offset order, once `n` are there."""
         deadline = time.monotonic() + timeout
         while True:
             r = subprocess.run([KCAT, "-C", "-b", self.bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
-                                "-f", "%k\t%s\n"], capture_output=True, timeout=60)
+                                "-f", fmt], capture_output=True, timeout=60)
             rows = [tuple(line.split(b"\t", 1)) for line in r.stdout.split(b"\n") if line]
             if len(rows) >= n or time.monotonic() > deadline:
                 return rows
@@ -182,12 +182,12 @@ def test_kafka_down_mid_stream_loses_nothing(noida, bridged):
 
 def test_kafka_too_large_is_dead_lettered(noida, bridged, uid):
     """A record over 1 MB is refused for good: $dlq/bridges/kafka.fleet with the error, `failed`;
-    the bridge keeps delivering what fits."""
+    the bridge keeps delivering what fits (with its headers from a map column)."""
     k = noida()
     rule = """
 CREATE RULE raw AS
-SELECT payload AS p, clientid AS vin FROM "raw/+"
-INTO kafka.fleet (topic = 'raw', key = '${vin}', value = '${p}');
+SELECT payload AS p, clientid AS vin, map_put('car', clientid, json_decode('{}')) AS h FROM "raw/+"
+INTO kafka.fleet (topic = 'raw', key = '${vin}', value = '${p}', headers = '${h}');
 """
     b = bridged(k.bootstrap, {"raw": rule}, max_packet_size=4 << 20)
     dlq = R.RawClient(b.port, b.host, version=V5)
@@ -203,6 +203,7 @@ INTO kafka.fleet (topic = 'raw', key = '${vin}', value = '${p}');
     assert "Message size too large" in props.get("error", ""), props
     assert props.get("rule") == "raw" and m.payload == big
     assert k.read("raw", 1) == [(b"VIN-1", b"small")]
+    assert k.read("raw", 1, fmt="%h\t%s\n") == [(b"car=VIN-1", b"small")]
     m = bridge_metrics(b, lambda m: m["failed"] == 1 and m["success"] == 1, bridge="kafka.fleet")
     assert m["failed"] == 1 and m["success"] == 1 and m["retried"] == 0, m
 

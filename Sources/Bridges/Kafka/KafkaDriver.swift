@@ -1,4 +1,5 @@
 import Broker
+import Glibc
 import Synchronization
 
 /// `[bridges.kafka.<name>]`.
@@ -108,7 +109,13 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
     }
 
     func wait(timeoutMs: Int) -> [(id: UInt64, outcomes: [Outcome])] {
-        if finished.isEmpty { producer?.poll(timeoutMs: timeoutMs) } else { producer?.poll(timeoutMs: 0) }
+        if producer == nil, !closed.load(ordering: .acquiring) {
+            // The last one failed fatally and a new one could not be made: try again, without
+            // spinning while the buffer retries.
+            if let p = try? makeProducer() { current.withLock { $0 = p } } else { usleep(UInt32(min(timeoutMs, 500)) * 1000) }
+        }
+        let timeout = finished.isEmpty ? timeoutMs : 0
+        producer?.poll(timeoutMs: timeout)
         if let why = fatal {
             // A fatal error (idempotence state lost) leaves the producer unusable: what it
             // holds is retried through a new one.
@@ -131,6 +138,8 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
         guard !closed.load(ordering: .acquiring) else { return }
         current.withLock { $0?.yield() }
     }
+
+    deinit { close() }
 
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
