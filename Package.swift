@@ -35,6 +35,10 @@ let package = Package(
             name: "CCurl",
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
         .target(name: "MQTTCodec"),
         .target(name: "RuleEngine"),
         .target(
@@ -53,7 +57,7 @@ let package = Package(
         .target(
             name: "Bridges",
             dependencies: [
-                "Broker", "EventLoop", "CCurl",
+                "Broker", "EventLoop", "CCurl", "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],

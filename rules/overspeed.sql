@@ -4,9 +4,9 @@
 --   {"timestamp":<µs>,"vin":"...","speed":<km/h>,"pos":{"lat":..,"lon":..},
 --    "heading":..,"battery":<%>,"odometer":<km>}
 --
--- The DESIGN.md version also feeds Kafka and PostgreSQL. Bridge actions are an error until
--- bridges can be configured (they arrive with the Kafka/PostgreSQL/webhook issue); then add a
--- [bridges] entry named fleet / warehouse and use this INTO instead:
+-- The DESIGN.md version also feeds Kafka and PostgreSQL. A bridge action needs its bridge in the
+-- config, so this default rule names none; with [bridges.kafka.fleet] configured (README,
+-- "Bridges"; PostgreSQL bridges are not in this build yet) use an INTO like this instead:
 --
 --   INTO kafka.fleet (topic = 'alerts.overspeed', key = '${vin}'),
 --        postgres.warehouse (statement = 'INSERT INTO overspeed (vin, speed, lat, ts)

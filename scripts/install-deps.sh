@@ -2,13 +2,15 @@
 # Installs what building, running and testing Turnpike needs on Debian, and only what is missing:
 # `apt-get update` runs only when a package has to be installed, so a second run is a no-op.
 #   scripts/install-deps.sh         build and run dependencies
-#   scripts/install-deps.sh test    also the test clients (mosquitto, paho-mqtt in .venv-test)
+#   scripts/install-deps.sh test    also the test clients (mosquitto, paho-mqtt in .venv-test, kcat)
+#                                   and a Kafka-protocol broker for the Kafka bridge tests
+#                                   (noida-db in .venv-kafka)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev)
+packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev)
 if [ "${1:-}" = test ]; then
-    packages+=(mosquitto mosquitto-clients python3-venv)
+    packages+=(mosquitto mosquitto-clients python3-venv kcat)
 fi
 
 missing=()
@@ -36,4 +38,8 @@ if [ "${1:-}" = test ]; then
         .venv-test/bin/pip install -q --disable-pip-version-check -r "$req"
         cp "$req" "$stamp"
     fi
+fi
+if [ "${1:-}" = test ] && ! .venv-kafka/bin/python -c "import noida_db" 2>/dev/null; then
+    python3 -m venv .venv-kafka
+    .venv-kafka/bin/pip install -q --disable-pip-version-check noida-db==0.2.3
 fi

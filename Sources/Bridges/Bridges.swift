@@ -5,6 +5,7 @@ import Logging
 public enum Bridges {
     public enum Kind: Sendable {
         case webhook(WebhookSettings)
+        case kafka(KafkaSettings)
     }
 
     public struct Definition: Sendable {
@@ -19,16 +20,19 @@ public enum Bridges {
         public var id: String {
             switch kind {
             case .webhook: "webhook.\(name)"
+            case .kafka: "kafka.\(name)"
             }
         }
     }
 
     /// Starts one thread per bridge; `broker.installBridges` makes them reachable from rules.
-    public static func start(_ definitions: [Definition], broker: Broker, loops: Int, logger: Logger) -> [any BridgeSink] {
-        definitions.map { d in
+    /// Throws when a sink's library refuses its configuration (checked at load already).
+    public static func start(_ definitions: [Definition], broker: Broker, loops: Int, logger: Logger) throws -> [any BridgeSink] {
+        try definitions.map { d in
             let driver: any SinkDriver
             switch d.kind {
             case .webhook(let w): driver = WebhookDriver(settings: w)
+            case .kafka(let k): driver = try KafkaDriver(settings: k)
             }
             var buffer = d.buffer
             if case .webhook(let w) = d.kind { buffer.inflightWindow = w.poolSize }

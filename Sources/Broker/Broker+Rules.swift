@@ -6,7 +6,7 @@ import RuleEngine
 // the topic run on the publisher's loop (compiled; the payload's JSON is indexed at most once per
 // message however many rules read it), and their actions run right there: republish goes back
 // through `publish` (without re-running rules, so a rule cannot loop), log writes a log line.
-// Bridge actions are refused when rules load until bridges exist.
+// Bridge actions hand a rendered record to the bridge's queue (webhook, kafka).
 
 extension Broker {
     /// Installs a new rule set on every loop (each swaps it in between two messages).
@@ -144,6 +144,23 @@ extension Broker {
                 record.method = action[argument: "method"]?.render(row).uppercased() ?? "POST"
                 record.target = action[argument: "path"]?.render(row) ?? ""
                 record.body = action[argument: "body"]?.renderBytes(row) ?? Array(JSONWriter.string(row).utf8)
+                if let t = action[argument: "headers"] { record.headers = Self.headers(t.value(row)) }
+            case "kafka":
+                guard let topic = action[argument: "topic"]?.render(row), !topic.isEmpty else {
+                    logger.debug("rule \(rule.name): kafka topic renders empty")
+                    return false
+                }
+                record.target = topic
+                // The default key is `${clientid}`: the row's column, or the publisher when the
+                // SELECT dropped it, so a car's records share a partition either way.
+                if let t = action[argument: "key"] {
+                    record.key = t.renderBytes(row)
+                } else if case .string(let id) = row["clientid"] {
+                    record.key = Array(id.utf8)
+                } else {
+                    record.key = Array((original?.publisherClientId ?? "").utf8)
+                }
+                record.body = action[argument: "value"]?.renderBytes(row) ?? Array(JSONWriter.string(row).utf8)
                 if let t = action[argument: "headers"] { record.headers = Self.headers(t.value(row)) }
             default:
                 logger.error("rule \(rule.name): \(kind) bridges are not available in this build")

@@ -33,6 +33,11 @@ extension ConfigFile {
         "batch_time": "milliseconds, 0 to 60000",
         "url": "an http:// or https:// URL",
         "headers": "a table of strings, e.g. { Authorization = \"Bearer abc\" }",
+        "acks": "\"all\", \"leader\" or \"none\"",
+        "idempotence": "true or false",
+        "compression": "\"none\", \"gzip\", \"snappy\", \"lz4\" or \"zstd\"",
+        "properties": "a table of librdkafka properties, e.g. { \"linger.ms\" = \"10\" }",
+        "bootstrap_servers": "\"host:port[,host:port…]\"",
     ]
 
     static func loadBridges(_ section: TOMLTable, path: String) throws -> [Bridges.Definition] {
@@ -41,53 +46,118 @@ extension ConfigFile {
             guard let byName = section[kind]?.table else {
                 throw Error(description: "\(path): [bridges.\(kind)] must be a table of bridges by name ([bridges.\(kind).NAME])")
             }
-            guard kind == "webhook" else {
-                if kind == "kafka" || kind == "postgres" {
-                    throw Error(description: "\(path): [bridges.\(kind)]: \(kind) bridges are not available in this build yet (webhook is)")
+            guard kind == "webhook" || kind == "kafka" else {
+                if kind == "postgres" {
+                    throw Error(description: "\(path): [bridges.\(kind)]: \(kind) bridges are not available in this build yet (webhook and kafka are)")
                 }
-                throw Error(description: "\(path): unknown bridge kind [bridges.\(kind)] (expected webhook)")
+                throw Error(description: "\(path): unknown bridge kind [bridges.\(kind)] (expected webhook or kafka)")
             }
             for name in byName.keys.sorted() {
                 guard let t = byName[name]?.table else {
                     throw Error(description: "\(path): [bridges.\(kind).\(name)] must be a table")
                 }
                 let at = "[bridges.\(kind).\(name)]"
-                func invalid(_ key: String) -> Error {
-                    Error(description: "\(path): invalid value for '\(key)' in \(at)" + (expected[key].map { ": expected \($0)" } ?? ""))
-                }
-                guard let url = t["url"]?.string else {
-                    throw Error(description: "\(path): \(at) needs url")
-                }
-                guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw invalid("url") }
-                var w = WebhookSettings(url: url)
-                var buffer = BufferSettings()
-                buffer.batchSize = 1
-                for key in t.keys {
-                    guard let v = t[key] else { continue }
-                    switch key {
-                    case "url": continue
-                    case "pool_size":
-                        guard let i = v.int, (1...1024).contains(i) else { throw invalid(key) }
-                        w.poolSize = i
-                    case "request_timeout":
-                        guard let i = v.int, (1...3600).contains(i) else { throw invalid(key) }
-                        w.requestTimeout = i
-                    case "headers":
-                        guard let h = v.table else { throw invalid(key) }
-                        w.headers = try h.keys.sorted().map { k in
-                            guard let s = h[k]?.string else { throw invalid(key) }
-                            return (k, s)
-                        }
-                    default:
-                        guard let apply = bufferKeys[key] else {
-                            throw Error(description: "\(path): unknown key '\(key)' in \(at)")
-                        }
-                        guard apply(&buffer, v) else { throw invalid(key) }
-                    }
-                }
-                out.append(Bridges.Definition(name: name, kind: .webhook(w), buffer: buffer))
+                out.append(kind == "webhook" ? try webhook(t, name: name, at: at, path: path)
+                                             : try kafka(t, name: name, at: at, path: path))
             }
         }
         return out
+    }
+
+    private static func invalid(_ key: String, _ at: String, _ path: String) -> Error {
+        Error(description: "\(path): invalid value for '\(key)' in \(at)" + (expected[key].map { ": expected \($0)" } ?? ""))
+    }
+
+    private static func buffer(_ key: String, _ v: any TOMLValueConvertible, _ b: inout BufferSettings, _ at: String, _ path: String) throws {
+        guard let apply = bufferKeys[key] else {
+            throw Error(description: "\(path): unknown key '\(key)' in \(at)")
+        }
+        guard apply(&b, v) else { throw invalid(key, at, path) }
+    }
+
+    private static func webhook(_ t: TOMLTable, name: String, at: String, path: String) throws -> Bridges.Definition {
+        guard let url = t["url"]?.string else {
+            throw Error(description: "\(path): \(at) needs url")
+        }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw invalid("url", at, path) }
+        var w = WebhookSettings(url: url)
+        var buffer = BufferSettings()
+        buffer.batchSize = 1
+        for key in t.keys {
+            guard let v = t[key] else { continue }
+            switch key {
+            case "url": continue
+            case "pool_size":
+                guard let i = v.int, (1...1024).contains(i) else { throw invalid(key, at, path) }
+                w.poolSize = i
+            case "request_timeout":
+                guard let i = v.int, (1...3600).contains(i) else { throw invalid(key, at, path) }
+                w.requestTimeout = i
+            case "headers":
+                guard let h = v.table else { throw invalid(key, at, path) }
+                w.headers = try h.keys.sorted().map { k in
+                    guard let s = h[k]?.string else { throw invalid(key, at, path) }
+                    return (k, s)
+                }
+            default:
+                try Self.buffer(key, v, &buffer, at, path)
+            }
+        }
+        return Bridges.Definition(name: name, kind: .webhook(w), buffer: buffer)
+    }
+
+    private static func kafka(_ t: TOMLTable, name: String, at: String, path: String) throws -> Bridges.Definition {
+        guard let servers = t["bootstrap_servers"]?.string else {
+            throw Error(description: "\(path): \(at) needs bootstrap_servers")
+        }
+        guard !servers.isEmpty else { throw invalid("bootstrap_servers", at, path) }
+        var k = KafkaSettings(bootstrapServers: servers)
+        var buffer = BufferSettings()
+        // Records per request go to librdkafka's queue at once (it batches per partition);
+        // one request in flight keeps each car's records in order across retries.
+        buffer.batchSize = 1000
+        buffer.inflightWindow = 1
+        var idempotenceSet = false
+        for key in t.keys {
+            guard let v = t[key] else { continue }
+            switch key {
+            case "bootstrap_servers": continue
+            case "acks":
+                guard let s = v.string, let a = KafkaSettings.Acks(rawValue: s) else { throw invalid(key, at, path) }
+                k.acks = a
+            case "idempotence":
+                guard let b = v.bool else { throw invalid(key, at, path) }
+                k.idempotence = b
+                idempotenceSet = true
+            case "compression":
+                guard let s = v.string, let c = KafkaSettings.Compression(rawValue: s) else { throw invalid(key, at, path) }
+                k.compression = c
+            case "properties":
+                guard let p = v.table else { throw invalid(key, at, path) }
+                k.properties = try p.keys.sorted().map { name in
+                    guard let value = p[name] else { throw invalid(key, at, path) }
+                    // librdkafka takes strings; numbers and booleans are accepted as written.
+                    if let s = value.string { return (name, s) }
+                    if let i = value.int { return (name, String(i)) }
+                    if let b = value.bool { return (name, String(b)) }
+                    throw Error(description: "\(path): invalid value for '\(name)' in \(at).properties: expected a string, an integer or a boolean")
+                }
+            default:
+                try Self.buffer(key, v, &buffer, at, path)
+            }
+        }
+        // The idempotent producer needs acks = all: with another acks it is off unless asked for.
+        if k.acks != .all {
+            if idempotenceSet && k.idempotence {
+                throw Error(description: "\(path): \(at): idempotence = true needs acks = \"all\"")
+            }
+            k.idempotence = false
+        }
+        do {
+            try k.validate()
+        } catch {
+            throw Error(description: "\(path): \(at).properties: \(error)")
+        }
+        return Bridges.Definition(name: name, kind: .kafka(k), buffer: buffer)
     }
 }

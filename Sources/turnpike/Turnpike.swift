@@ -115,7 +115,7 @@ struct Serve: ParsableCommand {
         let broker: Broker
         do {
             broker = try Broker(configuration: cfg, logger: logger)
-            broker.installBridges(Bridges.start(ConfigFile.bridges, broker: broker, loops: cfg.threads, logger: logger))
+            broker.installBridges(try Bridges.start(ConfigFile.bridges, broker: broker, loops: cfg.threads, logger: logger))
             try broker.start()
         } catch {
             logger.critical("cannot start: \(error)")
