@@ -98,25 +98,35 @@ def receiver():
         r.stop()
 
 
+def start_bridged(tmp_path, made: list, table: str, rules: dict[str, str], **kw) -> Broker:
+    """Starts a broker with the bridge `table` (TOML) and the rule files given (name → text);
+    appends it to `made` for the fixture's teardown."""
+    d = tmp_path / f"rules{len(made)}"
+    d.mkdir()
+    for name, text in rules.items():
+        (d / f"{name}.sql").write_text(text)
+    b = Broker(rules={"dir": str(d)}, extra_toml=table, **kw).start()
+    made.append(b)
+    return b
+
+
+def stop_all(made: list):
+    for b in made:
+        b.stop()
+        b.cleanup()
+
+
 @pytest.fixture
 def bridged(tmp_path):
     """A broker with [bridges.webhook.crm] pointing at `url` and the rule files given."""
     made = []
 
     def make(url, rules: dict[str, str], bridge_keys: str = "", **kw):
-        d = tmp_path / f"rules{len(made)}"
-        d.mkdir()
-        for name, text in rules.items():
-            (d / f"{name}.sql").write_text(text)
-        toml = f'\n[bridges.webhook.crm]\nurl = "{url}"\nretry_backoff = 50\n{bridge_keys}\n'
-        b = Broker(rules={"dir": str(d)}, extra_toml=toml, **kw).start()
-        made.append(b)
-        return b
+        table = f'\n[bridges.webhook.crm]\nurl = "{url}"\nretry_backoff = 50\n{bridge_keys}\n'
+        return start_bridged(tmp_path, made, table, rules, **kw)
 
     yield make
-    for b in made:
-        b.stop()
-        b.cleanup()
+    stop_all(made)
 
 
 TELEMETRY_RULE = """

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import rawmqtt as R
-from conftest import REPO, TURNPIKE_BIN, Broker, free_port
-from test_bridges import bridge_metrics, publish_all
+from conftest import REPO, TURNPIKE_BIN, free_port
+from test_bridges import bridge_metrics, publish_all, start_bridged, stop_all
 
 pytestmark = pytest.mark.turnpike_only
 
@@ -100,19 +100,11 @@ def bridged(tmp_path):
     made = []
 
     def make(bootstrap, rules: dict[str, str], bridge_keys: str = "", **kw):
-        d = tmp_path / f"rules{len(made)}"
-        d.mkdir()
-        for name, text in rules.items():
-            (d / f"{name}.sql").write_text(text)
-        toml = f'\n[bridges.kafka.fleet]\nbootstrap_servers = "{bootstrap}"\nretry_backoff = 100\n{bridge_keys}\n'
-        b = Broker(rules={"dir": str(d)}, extra_toml=toml, **kw).start()
-        made.append(b)
-        return b
+        table = f'\n[bridges.kafka.fleet]\nbootstrap_servers = "{bootstrap}"\nretry_backoff = 100\n{bridge_keys}\n'
+        return start_bridged(tmp_path, made, table, rules, **kw)
 
     yield make
-    for b in made:
-        b.stop()
-        b.cleanup()
+    stop_all(made)
 
 
 TELEMETRY_RULE = """
