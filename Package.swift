@@ -39,6 +39,10 @@ let package = Package(
             name: "CRdKafka",
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]),
         .target(name: "MQTTCodec"),
         .target(name: "RuleEngine"),
         .target(
@@ -57,7 +61,7 @@ let package = Package(
         .target(
             name: "Bridges",
             dependencies: [
-                "Broker", "EventLoop", "CCurl", "CRdKafka",
+                "Broker", "EventLoop", "CCurl", "CRdKafka", "CLibPQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],

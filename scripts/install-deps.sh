@@ -4,13 +4,14 @@
 #   scripts/install-deps.sh         build and run dependencies
 #   scripts/install-deps.sh test    also the test clients (mosquitto, paho-mqtt in .venv-test, kcat)
 #                                   and a Kafka-protocol broker for the Kafka bridge tests
-#                                   (noida-db in .venv-kafka)
+#                                   (noida-db in .venv-kafka), and PostgreSQL 15 for the
+#                                   PostgreSQL bridge tests (the server is not on a fresh Debian)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev)
+packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev libpq-dev)
 if [ "${1:-}" = test ]; then
-    packages+=(mosquitto mosquitto-clients python3-venv kcat)
+    packages+=(mosquitto mosquitto-clients python3-venv kcat postgresql-15)
 fi
 
 missing=()
