@@ -6,6 +6,7 @@ public enum Bridges {
     public enum Kind: Sendable {
         case webhook(WebhookSettings)
         case kafka(KafkaSettings)
+        case postgres(PostgresSettings)
     }
 
     public struct Definition: Sendable {
@@ -21,6 +22,7 @@ public enum Bridges {
             switch kind {
             case .webhook: "webhook.\(name)"
             case .kafka: "kafka.\(name)"
+            case .postgres: "postgres.\(name)"
             }
         }
     }
@@ -33,9 +35,12 @@ public enum Bridges {
             switch d.kind {
             case .webhook(let w): driver = WebhookDriver(settings: w)
             case .kafka(let k): driver = try KafkaDriver(settings: k)
+            case .postgres(let p): driver = PostgresDriver(settings: p)
             }
             var buffer = d.buffer
             if case .webhook(let w) = d.kind { buffer.inflightWindow = w.poolSize }
+            // One connection runs one transaction at a time (pool_size = 1 for now).
+            if case .postgres = d.kind { buffer.inflightWindow = 1 }
             let b = BridgeBuffer(id: d.id, settings: buffer, driver: driver, loops: loops, broker: broker, logger: logger)
             b.start()
             logger.info("bridge \(d.id) started")

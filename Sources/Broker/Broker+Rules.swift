@@ -6,7 +6,7 @@ import RuleEngine
 // the topic run on the publisher's loop (compiled; the payload's JSON is indexed at most once per
 // message however many rules read it), and their actions run right there: republish goes back
 // through `publish` (without re-running rules, so a rule cannot loop), log writes a log line.
-// Bridge actions hand a rendered record to the bridge's queue (webhook, kafka).
+// Bridge actions hand a rendered record to the bridge's queue (webhook, kafka, postgres).
 
 extension Broker {
     /// Installs a new rule set on every loop (each swaps it in between two messages).
@@ -162,6 +162,18 @@ extension Broker {
                 }
                 record.body = action[argument: "value"]?.renderBytes(row) ?? Array(JSONWriter.string(row).utf8)
                 if let t = action[argument: "headers"] { record.headers = Self.headers(t.value(row)) }
+            case "postgres":
+                // Every `${…}` becomes a bind parameter ($1, $2, … in order): values never
+                // become SQL text, whatever they hold.
+                guard let t = action[argument: "statement"] else { return false }
+                var sql = "", n = 0
+                for segment in t.segments {
+                    if case .literal(let s) = segment { sql += s } else { n += 1; sql += "$\(n)" }
+                }
+                record.target = sql
+                record.parameters = t.placeholderValues(row).map(Self.sqlParameter)
+                // What a dead letter carries: the row, as JSON.
+                record.body = Array(JSONWriter.string(row).utf8)
             default:
                 logger.error("rule \(rule.name): \(kind) bridges are not available in this build")
                 return false
@@ -174,6 +186,16 @@ extension Broker {
             sink.submit(record, fromLoop: ctx.loop.index)
             if sink.wantsBackpressure, original?.publisher != nil { ctx.fullBridge = sink }
             return true
+        }
+    }
+
+    /// A placeholder's value as a PostgreSQL text-format parameter; undefined and null are NULL.
+    private static func sqlParameter(_ v: Value) -> [UInt8]? {
+        switch v {
+        case .undefined, .null: return nil
+        case .string(let s): return Array(s.utf8)
+        case .binary(let b): return b
+        default: return Array(JSONWriter.string(v).utf8)
         }
     }
 

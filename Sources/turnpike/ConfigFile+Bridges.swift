@@ -38,6 +38,7 @@ extension ConfigFile {
         "compression": "\"none\", \"gzip\", \"snappy\", \"lz4\" or \"zstd\"",
         "properties": "a table of librdkafka properties, e.g. { \"linger.ms\" = \"10\" }",
         "bootstrap_servers": "\"host:port[,host:port…]\"",
+        "dsn": "a libpq connection string, e.g. \"host=127.0.0.1 dbname=fleet user=turnpike\"",
     ]
 
     static func loadBridges(_ section: TOMLTable, path: String) throws -> [Bridges.Definition] {
@@ -46,19 +47,19 @@ extension ConfigFile {
             guard let byName = section[kind]?.table else {
                 throw Error(description: "\(path): [bridges.\(kind)] must be a table of bridges by name ([bridges.\(kind).NAME])")
             }
-            guard kind == "webhook" || kind == "kafka" else {
-                if kind == "postgres" {
-                    throw Error(description: "\(path): [bridges.\(kind)]: \(kind) bridges are not available in this build yet (webhook and kafka are)")
-                }
-                throw Error(description: "\(path): unknown bridge kind [bridges.\(kind)] (expected webhook or kafka)")
+            guard kind == "webhook" || kind == "kafka" || kind == "postgres" else {
+                throw Error(description: "\(path): unknown bridge kind [bridges.\(kind)] (expected webhook, kafka or postgres)")
             }
             for name in byName.keys.sorted() {
                 guard let t = byName[name]?.table else {
                     throw Error(description: "\(path): [bridges.\(kind).\(name)] must be a table")
                 }
                 let at = "[bridges.\(kind).\(name)]"
-                out.append(kind == "webhook" ? try webhook(t, name: name, at: at, path: path)
-                                             : try kafka(t, name: name, at: at, path: path))
+                switch kind {
+                case "webhook": out.append(try webhook(t, name: name, at: at, path: path))
+                case "kafka": out.append(try kafka(t, name: name, at: at, path: path))
+                default: out.append(try postgres(t, name: name, at: at, path: path))
+                }
             }
         }
         return out
@@ -159,5 +160,40 @@ extension ConfigFile {
             throw Error(description: "\(path): \(at).properties: \(error)")
         }
         return Bridges.Definition(name: name, kind: .kafka(k), buffer: buffer)
+    }
+
+    private static func postgres(_ t: TOMLTable, name: String, at: String, path: String) throws -> Bridges.Definition {
+        guard let dsn = t["dsn"]?.string else {
+            throw Error(description: "\(path): \(at) needs dsn")
+        }
+        var p = PostgresSettings(dsn: dsn)
+        var buffer = BufferSettings()
+        // One transaction per request of up to batch_size records, one at a time.
+        buffer.batchSize = 100
+        buffer.inflightWindow = 1
+        for key in t.keys {
+            guard let v = t[key] else { continue }
+            switch key {
+            case "dsn": continue
+            case "pool_size":
+                // One connection only for now: more would need a request per connection.
+                guard let i = v.int, i == 1 else {
+                    throw Error(description: "\(path): invalid value for 'pool_size' in \(at): expected 1 (one connection per PostgreSQL bridge for now)")
+                }
+                p.poolSize = i
+            case "inflight_window":
+                guard v.int == 1 else {
+                    throw Error(description: "\(path): invalid value for 'inflight_window' in \(at): expected 1 (one transaction at a time on one connection)")
+                }
+            default:
+                try Self.buffer(key, v, &buffer, at, path)
+            }
+        }
+        do {
+            try p.validate()
+        } catch {
+            throw Error(description: "\(path): invalid value for 'dsn' in \(at): \(error)")
+        }
+        return Bridges.Definition(name: name, kind: .postgres(p), buffer: buffer)
     }
 }

@@ -2,8 +2,7 @@
 HTTP server (Python's http.server, one thread per request) whose answers each test scripts;
 what arrived is compared exactly with what was published.
 
-Kafka bridges are tested in test_kafka.py; PostgreSQL bridges are not in this build yet (their
-config tables are refused)."""
+Kafka bridges are tested in test_kafka.py, PostgreSQL bridges in test_postgres.py."""
 
 import json
 import subprocess
@@ -326,7 +325,8 @@ def test_bad_bridge_actions_name_file_line_and_column(tmp_path):
     ('[bridges.webhook.crm]\nurl = "ftp://x"\n', "invalid value for 'url' in [bridges.webhook.crm]"),
     ('[bridges.webhook.crm]\nurl = "http://x"\nbatch_sise = 3\n', "unknown key 'batch_sise' in [bridges.webhook.crm]"),
     ('[bridges.webhook.crm]\nurl = "http://x"\non_full = "pause"\n', "invalid value for 'on_full' in [bridges.webhook.crm]: expected \"drop_oldest\" or \"backpressure\""),
-    ('[bridges.postgres.wh]\nserver = "127.0.0.1:5432"\n', "postgres bridges are not available in this build yet"),
+    ('[bridges.postgres.wh]\nserver = "127.0.0.1:5432"\n', "[bridges.postgres.wh] needs dsn"),
+    ('[bridges.redis.wh]\nserver = "127.0.0.1:6379"\n', "unknown bridge kind [bridges.redis] (expected webhook, kafka or postgres)"),
 ])
 def test_bad_bridge_config_is_refused(tmp_path, table, message):
     cfg = tmp_path / "turnpike.toml"

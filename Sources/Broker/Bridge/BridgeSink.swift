@@ -6,7 +6,8 @@ import MQTTCodec
 public struct BridgeRecord: Sendable {
     /// The rule that produced it (for logs and dead letters).
     public var rule: String
-    /// webhook: the path appended to the bridge's URL; kafka: the topic.
+    /// webhook: the path appended to the bridge's URL; kafka: the topic; postgres: the SQL text,
+    /// with `$1`, `$2`, … where the statement had its `${…}` placeholders.
     public var target: String
     /// webhook: the HTTP method.
     public var method: String
@@ -15,6 +16,9 @@ public struct BridgeRecord: Sendable {
     /// webhook: the request body; kafka: the message value.
     public var body: [UInt8]
     public var headers: [(name: String, value: String)]
+    /// postgres: the placeholders' values in order, in text format (nil = SQL NULL: an undefined
+    /// or null field). Always bound as parameters, never spliced into the SQL text.
+    public var parameters: [[UInt8]?] = []
     /// When it was handed over (monotonic ms).
     public var submittedAt: UInt64
     /// Set when the publisher's acknowledgement waits for this record (`ack = 'after_sink'`):
