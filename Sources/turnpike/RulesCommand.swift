@@ -15,7 +15,7 @@ struct Rules: ParsableCommand {
             abstract: "Parse and check every *.sql in a directory (or one file).",
             discussion: """
                 Each file must parse, rule names must be unique, and actions must be republish, log \
-                or a bridge configured in --config (webhook.NAME or kafka.NAME; postgres is not available yet). \
+                or a bridge configured in --config (webhook.NAME, kafka.NAME or postgres.NAME). \
                 Prints "ok: N rules (names)" and exits 0, or prints every error as \
                 file:line:col: message, the line and a caret, and exits 1.
                 """)
