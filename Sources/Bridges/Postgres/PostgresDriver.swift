@@ -116,7 +116,7 @@ final class PostgresDriver: SinkDriver, @unchecked Sendable {
         return ("08006", Self.message(conn))
     }
 
-    /// Not the record's fault: worth another attempt.
+    /// The record's own fault (data, integrity, syntax or undefined object): never going to work.
     private static func isPermanent(_ state: String) -> Bool {
         state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("42")
     }
