@@ -48,7 +48,7 @@ class Postgres:
 
     @property
     def dsn(self):
-        return f"host=127.0.0.1 port={self.port} dbname=postgres user=postgres connect_timeout=2"
+        return f"host=127.0.0.1 port={self.port} dbname=postgres user=postgres"
 
     def start(self):
         as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "pg", "log"),

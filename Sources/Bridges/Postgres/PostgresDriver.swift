@@ -68,7 +68,16 @@ final class PostgresDriver: SinkDriver, @unchecked Sendable {
     /// Connected, or why not: a new connection the first time, `PQreset` after a failure.
     private func connect() -> String? {
         if conn == nil {
-            conn = PQconnectdb(settings.dsn)
+            // connect_timeout = 10 s unless the DSN sets its own (later keywords win): an
+            // unreachable host must not hold the bridge's thread for the kernel's TCP timeout.
+            let keys = [strdup("connect_timeout"), strdup("dbname"), nil]
+            let values = [strdup(Self.defaultConnectTimeout), strdup(settings.dsn), nil]
+            defer { for p in keys + values { free(p) } }
+            conn = keys.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
+                values.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in
+                    PQconnectdbParams(k.baseAddress, v.baseAddress, 1)
+                }
+            }
         } else if PQstatus(conn) != CONNECTION_OK {
             PQreset(conn)
         }
@@ -76,6 +85,8 @@ final class PostgresDriver: SinkDriver, @unchecked Sendable {
         if PQstatus(conn) != CONNECTION_OK { return "cannot connect: " + Self.message(conn) }
         return nil
     }
+
+    static let defaultConnectTimeout = "10"
 
     private static func message(_ conn: OpaquePointer) -> String {
         String(cString: PQerrorMessage(conn)).trimmingTrailingNewlines
