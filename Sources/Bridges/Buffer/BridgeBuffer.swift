@@ -43,6 +43,8 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
     private var queue = Deque<Entry>()
     private var queuedBytes = 0
     private var inflight: [UInt64: [Entry]] = [:]
+    /// Records in `inflight`, kept with it (the full-buffer check runs per taken record).
+    private var inflightCount = 0
     private var nextRequest: UInt64 = 1
     private var nextSeq: UInt64 = 0
     private var consecutiveFailures = 0
@@ -108,7 +110,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
             for (id, outcomes) in driver.wait(timeoutMs: timeout) { finished(id, outcomes) }
         }
         // Stopping: what is still queued or in flight is lost with the process (logged).
-        let left = queue.count + inflight.values.reduce(0) { $0 + $1.count }
+        let left = queue.count + inflightCount
         if left > 0 { logger.warning("bridge \(id): stopped with \(left) records not delivered") }
     }
 
@@ -133,8 +135,6 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
             drop(e, counter: metrics.droppedQueueFull, reason: "buffer full (max_buffer_messages \(settings.maxBufferMessages), max_buffer_bytes \(settings.maxBufferBytes))")
         }
     }
-
-    private var inflightCount: Int { inflight.values.reduce(0) { $0 + $1.count } }
 
     private func expire(now: UInt64) {
         guard settings.requestTTL > 0 else { return }
@@ -167,6 +167,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
             BridgeMetrics.add(metrics.queuing, -batch.count)
             BridgeMetrics.add(metrics.queuingBytes, -batch.reduce(0) { $0 + $1.record.body.count })
             inflight[id] = batch
+            inflightCount += batch.count
             driver.send(batch.map(\.record), id: id)
         }
         return nil
@@ -174,6 +175,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
 
     private func finished(_ id: UInt64, _ outcomes: [Outcome]) {
         guard let batch = inflight.removeValue(forKey: id) else { return }
+        inflightCount -= batch.count
         var retry: [Entry] = []
         for (i, var e) in batch.enumerated() {
             let outcome = i < outcomes.count ? outcomes[i] : .retriable("no outcome reported")

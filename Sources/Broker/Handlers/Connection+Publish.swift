@@ -102,13 +102,12 @@ extension Connection {
     func handlePubRel(_ a: AckPacket) {
         guard let session else { return }
         if session.inboundQoS2.remove(a.packetId) != nil {
-            session.rememberReleased(a.packetId)
             context.wroteSinceMark = false
             broker.persistInbound(session, a.packetId, add: false, on: context)
             sendAck(.pubcomp(AckPacket(packetId: a.packetId)), wrote: context.wroteSinceMark)
         } else if version == .v5 {
             sendAck(.pubcomp(AckPacket(packetId: a.packetId, reasonCode: .packetIdentifierNotFound)), wrote: false)
-        } else if session.wasReleased(a.packetId) || resendingAfterReconnect {
+        } else if resendingAfterReconnect {
             // Our PUBCOMP was lost with the last connection (or with a broker restart) and the
             // client resends its PUBREL [MQTT-4.4.0-1]: complete it again.
             sendAck(.pubcomp(AckPacket(packetId: a.packetId)), wrote: false)

@@ -108,13 +108,8 @@ extension Broker {
     func updateDelivery(_ session: Session, _ o: OutboundMessage, on ctx: LoopContext) {
         guard o.storeSeq != 0 else { return }
         writing(ctx) { _, batch in
-            let state: DeliveryRecord.State = switch o.state {
-            case .awaitingPubAck: .awaitingPubAck
-            case .awaitingPubRec: .awaitingPubRec
-            case .awaitingPubComp: .awaitingPubComp
-            }
             let record = DeliveryRecord(messageId: Persistence.messageId(o.message), qos: o.qos, retain: o.retain,
-                                        state: state, packetId: o.packetId, identifiers: o.identifiers)
+                                        state: DeliveryRecord.State(o.state), packetId: o.packetId, identifiers: o.identifiers)
             batch.put(.deliveries, key: RecordKeys.delivery(session.clientId, o.storeSeq), value: record.encode())
         }
     }
@@ -135,13 +130,9 @@ extension Broker {
         persistSession(s, disconnectedAt: wallClockMilliseconds(), on: ctx)
         for i in s.inflight.indices where s.inflight[i].storeSeq == 0 {
             let o = s.inflight[i]
-            let state: DeliveryRecord.State = switch o.state {
-            case .awaitingPubAck: .awaitingPubAck
-            case .awaitingPubRec: .awaitingPubRec
-            case .awaitingPubComp: .awaitingPubComp
-            }
             s.inflight[i].storeSeq = persistDelivery(session: s, message: o.message, qos: o.qos, retain: o.retain,
-                                                     identifiers: o.identifiers, state: state, packetId: o.packetId, on: ctx)
+                                                     identifiers: o.identifiers, state: DeliveryRecord.State(o.state),
+                                                     packetId: o.packetId, on: ctx)
         }
         for i in s.queue.indices where s.queue[i].storeSeq == 0 {
             let q = s.queue[i]

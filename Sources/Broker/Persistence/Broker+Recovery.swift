@@ -170,20 +170,17 @@ extension Broker {
             summary.inboundQoS2 += f.inbound.count
             for (seq, d) in f.deliveries {
                 let m = messages[d.messageId]!
-                switch d.state {
-                case .queued:
-                    var q = QueuedMessage(message: m, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: nil)
-                    q.storeSeq = seq
-                    s.queue.append(q)
-                    summary.queuedMessages += 1
-                default:
-                    let state: OutboundMessage.State = d.state == .awaitingPubAck ? .awaitingPubAck
-                        : d.state == .awaitingPubRec ? .awaitingPubRec : .awaitingPubComp
+                if let state = d.state.outbound {
                     var o = OutboundMessage(packetId: d.packetId, message: m, qos: d.qos, retain: d.retain,
                                             identifiers: d.identifiers, group: nil, state: state)
                     o.storeSeq = seq
                     s.inflight.append(o)
                     summary.inflightMessages += 1
+                } else {
+                    var q = QueuedMessage(message: m, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: nil)
+                    q.storeSeq = seq
+                    s.queue.append(q)
+                    summary.queuedMessages += 1
                 }
             }
             s.restorePacketIds()

@@ -124,7 +124,27 @@ struct SessionRecord: Equatable {
 
 /// One message queued for (or in flight to) one session.
 struct DeliveryRecord: Equatable {
-    enum State: UInt8 { case queued = 0, awaitingPubAck = 1, awaitingPubRec = 2, awaitingPubComp = 3 }
+    enum State: UInt8 {
+        case queued = 0, awaitingPubAck = 1, awaitingPubRec = 2, awaitingPubComp = 3
+
+        init(_ s: OutboundMessage.State) {
+            switch s {
+            case .awaitingPubAck: self = .awaitingPubAck
+            case .awaitingPubRec: self = .awaitingPubRec
+            case .awaitingPubComp: self = .awaitingPubComp
+            }
+        }
+
+        /// The inflight state it stands for; nil while queued.
+        var outbound: OutboundMessage.State? {
+            switch self {
+            case .queued: nil
+            case .awaitingPubAck: .awaitingPubAck
+            case .awaitingPubRec: .awaitingPubRec
+            case .awaitingPubComp: .awaitingPubComp
+            }
+        }
+    }
     var messageId: UInt64
     var qos: QoS
     var retain: Bool

@@ -65,9 +65,6 @@ final class Session: @unchecked Sendable {
     var queue: Deque<QueuedMessage> = []
     /// Inbound QoS 2 packet ids received and not yet released (exactly-once, method A).
     var inboundQoS2: Set<UInt16> = []
-    /// The last inbound QoS 2 ids released (v3.1.1 only needs them: a PUBREL resent after a
-    /// lost PUBCOMP is answered again, any other unknown PUBREL is a protocol error).
-    private var released: [UInt16] = []
     private var lastPacketId: UInt16 = 0
     var connection: Connection?
     /// Ended: removed from the registry and the router; deliveries to it are dropped.
@@ -88,17 +85,6 @@ final class Session: @unchecked Sendable {
     var owner: Int { ownerIndex.load(ordering: .acquiring) }
 
     func setConnected(_ on: Bool) { connectedFlag.store(on, ordering: .relaxed) }
-
-    func rememberReleased(_ id: UInt16) {
-        guard protocolVersion != .v5 else { return }
-        if released.count >= Self.releasedKept { released.removeFirst() }
-        released.append(id)
-    }
-
-    func wasReleased(_ id: UInt16) -> Bool { released.contains(id) }
-
-    /// As many as a client may have had in flight (Receive Maximum's default).
-    static let releasedKept = 128
 
     /// After a restart: new packet ids continue after the highest one in flight.
     func restorePacketIds() {
