@@ -1,6 +1,6 @@
 // libFuzzer entry point for the broker's stored records (Sources/Broker/Persistence/Records.swift,
-// compiled into this executable): the first byte picks the record type, the rest is decoded as
-// start-up recovery would. Every input must decode or throw .corruption, never crash; whatever
+// compiled into this executable): the first byte picks the record type (message, session,
+// delivery, bridge, will), the rest is decoded as start-up recovery would. Every input must decode or throw .corruption, never crash; whatever
 // decodes must encode and decode again to the same record.
 import MQTTCodec
 import Storage
@@ -8,7 +8,7 @@ import Storage
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzStoredRecord(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
-    let kind = data[0] % 4
+    let kind = data[0] % 5
     let body = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
     do throws(StorageError) {
         switch kind {
@@ -24,6 +24,10 @@ public func fuzzStoredRecord(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
             let d = try RecordReader.read(body) { r throws(StorageError) in try DeliveryRecord.decode(&r) }
             let again = try RecordReader.read(d.encode()) { r throws(StorageError) in try DeliveryRecord.decode(&r) }
             precondition(again == d, "DeliveryRecord does not round-trip")
+        case 3:
+            let b = try RecordReader.read(body) { r throws(StorageError) in try StoredBridgeRecord.decode(&r) }
+            let again = try RecordReader.read(b.encode()) { r throws(StorageError) in try StoredBridgeRecord.decode(&r) }
+            precondition(again == b, "StoredBridgeRecord does not round-trip")
         default:
             let w = try RecordReader.read(body) { r throws(StorageError) in try WillRecord.decode(&r) }
             let again = try RecordReader.read(w.encode()) { r throws(StorageError) in try WillRecord.decode(&r) }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a decoder with libFuzzer + AddressSanitizer and fuzzes it.
 #   fuzz/run.sh [seconds] [codec|record|stored]   (default 60 s, codec: the MQTT decoder; record:
-#       the storage RecordReader; stored: the broker's session, delivery, message and will records.
+#       the storage RecordReader; stored: the broker's session, delivery, message, bridge and will records.
 #       Each target's corpus grows in fuzz/corpus (codec) or fuzz/corpus-<target>; crashes land in fuzz/)
 set -euo pipefail
 cd "$(dirname "$0")"

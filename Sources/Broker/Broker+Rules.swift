@@ -1,6 +1,7 @@
 import EventLoop
 import MQTTCodec
 import RuleEngine
+import Storage
 
 // The rule engine's place on the path of a message: after routing, the rules whose FROM matches
 // the topic run on the publisher's loop (compiled; the payload's JSON is indexed at most once per
@@ -183,7 +184,20 @@ extension Broker {
                action[argument: "ack"]?.text == "after_sink" {
                 record.ticket = ctx.makeTicket()
             }
-            sink.submit(record, fromLoop: ctx.loop.index)
+            if sink.keepsRecordsOnDisk, persistence != nil {
+                // buffer = "disk": in this PUBLISH's batch, so its acknowledgement covers the
+                // record; handed to the bridge once committed (its delete then always follows
+                // the write).
+                writing(ctx) { p, batch in
+                    record.storeId = p.makeBridgeRecordId()
+                    batch.put(.bridges, key: RecordKeys.bridgeRecord(sink.id, record.storeId),
+                              value: StoredBridgeRecord(record, submittedAt: wallClockMilliseconds()).encode())
+                }
+                let loop = ctx.loop.index
+                ctx.whenCommitted { [record] in sink.submit(record, fromLoop: loop) }
+            } else {
+                sink.submit(record, fromLoop: ctx.loop.index)
+            }
             if sink.wantsBackpressure, original?.publisher != nil { ctx.fullBridge = sink }
             return true
         }

@@ -13,7 +13,14 @@ extension ConfigFile {
         "inflight_window": { b, v in guard let i = v.int, (1...10_000).contains(i) else { return false }; b.inflightWindow = i; return true },
         "max_buffer_messages": { b, v in guard let i = v.int, i >= 1 else { return false }; b.maxBufferMessages = i; return true },
         "max_buffer_bytes": { b, v in guard let i = v.int, i >= 1 else { return false }; b.maxBufferBytes = i; return true },
-        "buffer": { _, v in v.string == "memory" },
+        "buffer": { b, v in
+            switch v.string {
+            case "memory": b.disk = false
+            case "disk": b.disk = true
+            default: return false
+            }
+            return true
+        },
         "on_full": { b, v in
             guard let s = v.string, let o = BufferSettings.OnFull(rawValue: s) else { return false }
             b.onFull = o
@@ -27,7 +34,7 @@ extension ConfigFile {
 
     /// What is accepted for a key, for the error message.
     private static let expected: [String: String] = [
-        "buffer": "\"memory\" (a disk buffer is not available yet)",
+        "buffer": "\"memory\" or \"disk\"",
         "on_full": "\"drop_oldest\" or \"backpressure\"",
         "retry_backoff": "milliseconds, 1 to 30000",
         "batch_time": "milliseconds, 0 to 60000",

@@ -219,6 +219,9 @@ struct ConfigFile {
                 if key == "server" && name == "log_level" { logLevel = value.string }
             }
         }
+        if config.storage.durability == .none, let d = bridges.first(where: { $0.buffer.disk }) {
+            throw Error(description: "\(path): [bridges.\(d.id)] buffer = \"disk\" needs the durable store, but [storage] durability is \"none\" (use \"sync\" or \"periodic\", or buffer = \"memory\")")
+        }
         return logLevel
     }
 }

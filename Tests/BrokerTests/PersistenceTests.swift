@@ -39,7 +39,19 @@ final class PersistenceTests: XCTestCase {
     private let delivery = DeliveryRecord(messageId: 42, qos: .exactlyOnce, retain: false, state: .awaitingPubComp,
                                           packetId: 513, identifiers: [1, 268_435_455])
 
+    private func sampleBridgeRecord() -> StoredBridgeRecord {
+        StoredBridgeRecord(submittedAt: 1_764_000_000_123, rule: "to_pg", target: "INSERT INTO t (a, b) VALUES ($1, $2)",
+                           method: "POST", key: Array("VIN1".utf8), body: [0, 1, 255, 39, 92],
+                           headers: [.init(name: "x-car", value: "VIN1"), .init(name: "", value: "")],
+                           parameters: [Array("'); DROP TABLE x; --".utf8), nil, []])
+    }
+
     func testRecordsRoundTrip() throws {
+        XCTAssertEqual(try RecordReader.read(sampleBridgeRecord().encode()) { r throws(StorageError) in try StoredBridgeRecord.decode(&r) }, sampleBridgeRecord())
+        var keyless = sampleBridgeRecord()
+        keyless.key = nil
+        keyless.headers = []
+        XCTAssertEqual(try RecordReader.read(keyless.encode()) { r throws(StorageError) in try StoredBridgeRecord.decode(&r) }, keyless)
         XCTAssertEqual(try RecordReader.read(sampleMessage().encode()) { r throws(StorageError) in try MessageRecord.decode(&r) }, sampleMessage())
         XCTAssertEqual(try RecordReader.read(sampleSession().encode()) { r throws(StorageError) in try SessionRecord.decode(&r) }, sampleSession())
         XCTAssertEqual(try RecordReader.read(sampleWill().encode()) { r throws(StorageError) in try WillRecord.decode(&r) }, sampleWill())
@@ -54,6 +66,7 @@ final class PersistenceTests: XCTestCase {
             ("session", sampleSession().encode(), { r throws(StorageError) in _ = try SessionRecord.decode(&r) }),
             ("will", sampleWill().encode(), { r throws(StorageError) in _ = try WillRecord.decode(&r) }),
             ("delivery", delivery.encode(), { r throws(StorageError) in _ = try DeliveryRecord.decode(&r) }),
+            ("bridge", sampleBridgeRecord().encode(), { r throws(StorageError) in _ = try StoredBridgeRecord.decode(&r) }),
         ]
         for (name, bytes, decode) in encoded {
             for n in 0..<bytes.count {

@@ -5,6 +5,7 @@ what arrived is compared exactly with what was published.
 Kafka bridges are tested in test_kafka.py, PostgreSQL bridges in test_postgres.py."""
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -327,6 +328,9 @@ def test_bad_bridge_actions_name_file_line_and_column(tmp_path):
     ('[bridges.webhook.crm]\nurl = "http://x"\non_full = "pause"\n', "invalid value for 'on_full' in [bridges.webhook.crm]: expected \"drop_oldest\" or \"backpressure\""),
     ('[bridges.postgres.wh]\nserver = "127.0.0.1:5432"\n', "[bridges.postgres.wh] needs dsn"),
     ('[bridges.redis.wh]\nserver = "127.0.0.1:6379"\n', "unknown bridge kind [bridges.redis] (expected webhook, kafka or postgres)"),
+    ('[bridges.webhook.crm]\nurl = "http://x"\nbuffer = "tape"\n', "invalid value for 'buffer' in [bridges.webhook.crm]: expected \"memory\" or \"disk\""),
+    ('[storage]\ndurability = "none"\n[bridges.webhook.crm]\nurl = "http://x"\nbuffer = "disk"\n',
+     '[bridges.webhook.crm] buffer = "disk" needs the durable store, but [storage] durability is "none"'),
 ])
 def test_bad_bridge_config_is_refused(tmp_path, table, message):
     cfg = tmp_path / "turnpike.toml"
@@ -408,3 +412,70 @@ def test_full_buffer_backpressure_slows_publishers_and_loses_nothing(bridged, re
     assert sorted(json.loads(q["body"])["seq"] for q in got) == list(range(200))
     m = bridge_metrics(b, lambda m: m["success"] == 200)
     assert m["success"] == 200 and m["dropped"] == 0, m
+
+
+def kill9(b):
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(10)
+    b._stopped()
+
+
+def test_disk_buffer_delivers_after_kill9(bridged, receiver, uid):
+    """buffer = "disk": 200 acknowledged records the sink refused (503) are in the store; after
+    kill -9 and a restart each is delivered exactly once, and once delivered they are gone from
+    the store (a third start delivers nothing)."""
+    r = receiver(default=503).start()
+    b = bridged(f"http://127.0.0.1:{r.port}", {"to_crm": TELEMETRY_RULE}, bridge_keys='buffer = "disk"')
+    publish_all(b, 4, 50)                              # every PUBACK came: each record is on disk
+    m = bridge_metrics(b, lambda m: m["matched"] == 200 and m["retried"] > 0)
+    assert m["matched"] == 200 and m["success"] == 0 and m["retried"] > 0, m
+    kill9(b)
+    assert r.delivered() == []
+    r.default = 200
+    b.start()
+    got = r.wait_delivered(200, timeout=30)
+    assert sorted((json.loads(q["body"])["vin"], json.loads(q["body"])["seq"]) for q in got) == \
+        sorted((f"car{i}", n) for i in range(4) for n in range(50))
+    assert "200 bridge records to deliver" in b.log_text()
+    m = bridge_metrics(b, lambda m: m["success"] == 200)
+    assert m["success"] == 200 and m["matched"] == 200 and m["queuing"] == 0, m
+    b.stop()                                            # the deletes are committed by now
+    b.start()
+    time.sleep(1.0)
+    assert len(r.delivered()) == 200
+    assert "0 bridge records to deliver" in b.log_text().rsplit("storage: recovered", 1)[1]
+
+
+def test_disk_buffer_keeps_records_of_a_bridge_no_longer_configured(tmp_path, receiver, uid):
+    """Records of a disk-buffered bridge that a new configuration drops are kept (and said so in
+    the log), and delivered once the bridge is configured again."""
+    made = []
+    try:
+        dead = free_port()
+        table = f'\n[bridges.webhook.crm]\nurl = "http://127.0.0.1:{dead}"\nretry_backoff = 50\nbuffer = "disk"\n'
+        b = start_bridged(tmp_path, made, table, {"to_crm": TELEMETRY_RULE})
+        publish_all(b, 2, 10)
+        kill9(b)
+        empty = tmp_path / "no-rules"
+        empty.mkdir()
+        saved_rules, b.rules, b.extra_toml = b.rules, {"dir": str(empty)}, ""
+        b.start()
+        assert wait_log(b, "20 records of bridge webhook.crm are kept in the store")
+        kill9(b)
+        r = receiver(port=dead).start()
+        b.rules, b.extra_toml = saved_rules, table
+        b.start()
+        got = r.wait_delivered(20, timeout=20)
+        assert sorted((json.loads(q["body"])["vin"], json.loads(q["body"])["seq"]) for q in got) == \
+            sorted((f"car{i}", n) for i in range(2) for n in range(10))
+    finally:
+        stop_all(made)
+
+
+def wait_log(b, text, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in b.log_text():
+            return True
+        time.sleep(0.05)
+    return False

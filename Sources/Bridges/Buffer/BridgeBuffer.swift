@@ -49,6 +49,8 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
     private var nextSeq: UInt64 = 0
     private var consecutiveFailures = 0
     private var lastDropLog: UInt64 = 0
+    /// Store ids of disk-buffered records whose outcome became final this round.
+    private var finishedOnDisk: [UInt64] = []
     private var dropsSinceLog = 0
 
     init(id: String, settings: BufferSettings, driver: any SinkDriver, loops: Int, broker: Broker, logger: Logger) {
@@ -82,6 +84,18 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
         if !pendingInbox.exchange(true, ordering: .acquiringAndReleasing) { driver.wakeUp() }
     }
 
+    var keepsRecordsOnDisk: Bool { settings.disk }
+
+    func restore(_ records: [BridgeRecord]) {
+        guard !records.isEmpty else { return }
+        BridgeMetrics.add(metrics.matched, records.count)
+        BridgeMetrics.add(metrics.queuing, records.count)
+        BridgeMetrics.add(metrics.queuingBytes, records.reduce(0) { $0 + $1.body.count })
+        inboxes[0].records.withLock { $0.append(contentsOf: records) }
+        if !pendingInbox.exchange(true, ordering: .acquiringAndReleasing) { driver.wakeUp() }
+        logger.info("bridge \(id): \(records.count) records from the store to deliver")
+    }
+
     func metricsSnapshot() -> [(name: String, value: Int)] { metrics.snapshot }
 
     /// Held records (queued or in flight) at or past the bound, with `on_full = backpressure`.
@@ -108,10 +122,23 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
             let nextDue = sendWhatIsDue(now: now)
             let timeout = nextDue.map { $0 > now ? Int(min($0 - now, 1000)) : 0 } ?? 1000
             for (id, outcomes) in driver.wait(timeoutMs: timeout) { finished(id, outcomes) }
+            forgetFinished()
         }
-        // Stopping: what is still queued or in flight is lost with the process (logged).
+        forgetFinished()
+        // Stopping: what is still queued or in flight is lost with the process (logged), or
+        // waits in the store for the next start.
         let left = queue.count + inflightCount
-        if left > 0 { logger.warning("bridge \(id): stopped with \(left) records not delivered") }
+        if left > 0 && settings.disk {
+            logger.notice("bridge \(id): stopped with \(left) records not delivered yet; they stay in the store and are delivered after the restart")
+        } else if left > 0 {
+            logger.warning("bridge \(id): stopped with \(left) records not delivered (buffer = \"memory\": they are lost)")
+        }
+    }
+
+    private func forgetFinished() {
+        guard !finishedOnDisk.isEmpty else { return }
+        broker.forgetBridgeRecords(bridge: id, ids: finishedOnDisk)
+        finishedOnDisk.removeAll(keepingCapacity: true)
     }
 
     private func takeInboxes() {
@@ -234,8 +261,10 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
         return UInt64(base * Double.random(in: 0.8...1.2))
     }
 
-    /// Tells a waiting publisher's loop what became of its record (`ack = 'after_sink'`).
+    /// A record's outcome is final: a waiting publisher's loop learns it (`ack = 'after_sink'`)
+    /// and a disk-buffered record leaves the store.
     private func confirm(_ e: Entry, delivered: Bool, reason: String) {
+        if e.record.storeId != 0 { finishedOnDisk.append(e.record.storeId) }
         if let t = e.record.ticket { broker.confirmSink(t, delivered: delivered, reason: reason) }
     }
 

@@ -10,6 +10,9 @@ public struct BufferSettings: Sendable {
     public var maxBufferMessages = 100_000
     /// Bytes of record bodies held before `on_full` applies.
     public var maxBufferBytes = 256 << 20
+    /// `buffer = "disk"`: records are kept in the broker's durable store until their outcome is
+    /// final, so what was accepted survives a restart or a crash (a copy stays in memory too).
+    public var disk = false
     public enum OnFull: String, Sendable { case dropOldest = "drop_oldest", backpressure }
     public var onFull = OnFull.dropOldest
     /// Attempts after the first before a record counts as failed (0: until `request_ttl`).

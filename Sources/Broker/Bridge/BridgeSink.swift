@@ -1,5 +1,6 @@
 import EventLoop
 import MQTTCodec
+import Storage
 
 /// One row of one rule action for a bridge, rendered on the publisher's loop (templates are
 /// applied once, there); the bridge's own thread only sends it.
@@ -24,6 +25,9 @@ public struct BridgeRecord: Sendable {
     /// Set when the publisher's acknowledgement waits for this record (`ack = 'after_sink'`):
     /// the bridge reports its final outcome through `Broker.confirmSink`.
     public var ticket: AckTicket?
+    /// Its record id in the durable store (`buffer = "disk"`), 0 when only in memory: the
+    /// bridge hands it back to `Broker.forgetBridgeRecords` once the outcome is final.
+    public var storeId: UInt64 = 0
 
     public init(rule: String, target: String = "", method: String = "POST", key: [UInt8]? = nil, body: [UInt8],
                 headers: [(name: String, value: String)] = [], submittedAt: UInt64) {
@@ -42,6 +46,11 @@ public protocol BridgeSink: AnyObject, Sendable {
     /// `on_full = "backpressure"` and the buffer is full: publishers feeding it are not read
     /// until it is not (any thread; a relaxed read).
     var wantsBackpressure: Bool { get }
+    /// `buffer = "disk"`: a record is written to the durable store with the PUBLISH that
+    /// produced it (so its acknowledgement covers it) and submitted once that is committed.
+    var keepsRecordsOnDisk: Bool { get }
+    /// Records found in the store at start-up (submitted before any rule runs; any thread).
+    func restore(_ records: [BridgeRecord])
     /// Metric name → value, EMQX's names (`matched`, `success`, `failed`, …).
     func metricsSnapshot() -> [(name: String, value: Int)]
     /// Stops the bridge's thread, after a last attempt at what it holds.
@@ -49,6 +58,18 @@ public protocol BridgeSink: AnyObject, Sendable {
 }
 
 extension Broker {
+    /// Deletes records a bridge has finished with (delivered, dead-lettered or dropped) from
+    /// the durable store: one batch per call, from the bridge's thread. Not waited for: a
+    /// crash before it commits delivers those records again after the restart.
+    public func forgetBridgeRecords(bridge id: String, ids: [UInt64]) {
+        guard let p = persistence, !ids.isEmpty else { return }
+        var batch = StoreBatch()
+        for i in ids { batch.delete(.bridges, key: RecordKeys.bridgeRecord(id, i)) }
+        p.store.commit(batch) { [logger] error in
+            if let error { logger.error("bridge \(id): deleting \(ids.count) delivered records from the store failed: \(error)") }
+        }
+    }
+
     /// A record a bridge gave up on for good (a 4xx answer, a constraint error): published on
     /// `$dlq/bridges/<kind>.<name>` with the error as the user property `error`. Any thread.
     public func deadLetter(bridge id: String, rule: String, payload: [UInt8], error: String) {
@@ -61,5 +82,21 @@ extension Broker {
                             receivedAt: ctx.wallClock)
             self.publish(m, from: ctx, runRules: false)
         }
+    }
+}
+
+extension StoredBridgeRecord {
+    init(_ r: BridgeRecord, submittedAt: UInt64) {
+        self.init(submittedAt: submittedAt, rule: r.rule, target: r.target, method: r.method, key: r.key, body: r.body,
+                  headers: r.headers.map { Header(name: $0.name, value: $0.value) }, parameters: r.parameters)
+    }
+
+    /// The record again, submitted `submittedAt` (monotonic ms) for request_ttl.
+    func record(storeId: UInt64, submittedAt mono: UInt64) -> BridgeRecord {
+        var r = BridgeRecord(rule: rule, target: target, method: method, key: key, body: body,
+                             headers: headers.map { ($0.name, $0.value) }, submittedAt: mono)
+        r.parameters = parameters
+        r.storeId = storeId
+        return r
     }
 }

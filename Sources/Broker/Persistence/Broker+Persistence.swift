@@ -305,3 +305,23 @@ extension LoopContext: FlushTarget {
         }
     }
 }
+
+extension DeliveryRecord.State {
+    init(_ s: OutboundMessage.State) {
+        switch s {
+        case .awaitingPubAck: self = .awaitingPubAck
+        case .awaitingPubRec: self = .awaitingPubRec
+        case .awaitingPubComp: self = .awaitingPubComp
+        }
+    }
+
+    /// The inflight state it stands for; nil while queued.
+    var outbound: OutboundMessage.State? {
+        switch self {
+        case .queued: nil
+        case .awaitingPubAck: .awaitingPubAck
+        case .awaitingPubRec: .awaitingPubRec
+        case .awaitingPubComp: .awaitingPubComp
+        }
+    }
+}

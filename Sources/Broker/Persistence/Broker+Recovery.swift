@@ -12,6 +12,10 @@ public struct RecoverySummary: Sendable, CustomStringConvertible {
     public var retained = 0
     public var wills = 0
     public var willsDue = 0
+    /// Records of disk-buffered bridges handed back to their bridge, and those kept for a
+    /// bridge the configuration no longer has.
+    public var bridgeRecords = 0
+    public var bridgeRecordsKept = 0
     /// Records that did not decode, or referred to something missing (dropped, named in the log).
     public var damaged = 0
     public var milliseconds: UInt64 = 0
@@ -19,7 +23,9 @@ public struct RecoverySummary: Sendable, CustomStringConvertible {
     public var description: String {
         "\(sessions) sessions (\(expiredSessions) expired while the broker was down), \(queuedMessages) queued and "
             + "\(inflightMessages) inflight messages, \(inboundQoS2) inbound QoS 2 ids, \(retained) retained messages, "
-            + "\(wills) delayed wills (\(willsDue) due now), \(damaged) damaged records dropped, in \(milliseconds) ms"
+            + "\(wills) delayed wills (\(willsDue) due now), \(bridgeRecords) bridge records to deliver"
+            + (bridgeRecordsKept > 0 ? " (\(bridgeRecordsKept) more kept for bridges not configured)" : "")
+            + ", \(damaged) damaged records dropped, in \(milliseconds) ms"
     }
 }
 
@@ -226,6 +232,34 @@ extension Broker {
             return true
         }
         stats.retained.store(retained.count, ordering: .relaxed)
+
+        // Disk-buffered bridge records, back to their bridge in the order they were written.
+        var forBridge: [String: [BridgeRecord]] = [:]
+        var unknown: [String: Int] = [:]
+        var maxBridgeRecordId: UInt64 = 0
+        try store.scan(.bridges) { key, value in
+            guard let (bridge, rest) = RecordKeys.split(key), rest.count == 8, let id = RecordKey.u64(at: 0, in: rest) else {
+                damaged(.bridges, key, "bad key"); return true
+            }
+            maxBridgeRecordId = max(maxBridgeRecordId, id)
+            guard bridges[bridge] != nil else { unknown[bridge, default: 0] += 1; return true }
+            do {
+                var r = RecordReader(value)
+                let stored = try StoredBridgeRecord.decode(&r)
+                let waited = wallNow > stored.submittedAt ? wallNow - stored.submittedAt : 0
+                forBridge[bridge, default: []].append(stored.record(storeId: id, submittedAt: monoNow - min(monoNow, waited)))
+            } catch { damaged(.bridges, key, "\(error)") }
+            return true
+        }
+        p.seedBridgeRecordId(maxBridgeRecordId + 1)
+        for (bridge, records) in forBridge {
+            bridges[bridge]!.restore(records)
+            summary.bridgeRecords += records.count
+        }
+        for (bridge, n) in unknown.sorted(by: { $0.key < $1.key }) {
+            summary.bridgeRecordsKept += n
+            logger.warning("storage: \(n) records of bridge \(bridge) are kept in the store: the configuration has no such bridge (add it back to deliver them)")
+        }
 
         if !cleanup.isEmpty { try store.commitNow(cleanup) }
         summary.milliseconds = monotonicMilliseconds() - started

@@ -29,6 +29,8 @@ final class Persistence: @unchecked Sendable {
     /// Message ids (the `messages` keyspace) and delivery sequence numbers, never reused.
     private let nextMessageId = Atomic<UInt64>(1)
     private let nextSeq = Atomic<UInt64>(1)
+    /// Record ids of disk-buffered bridge records (the `bridges` keyspace), never reused.
+    private let nextBridgeRecordId = Atomic<UInt64>(1)
     /// Commits that failed (logged, and every acknowledgement waiting on them refused).
     let failedCommits = Atomic<Int>(0)
 
@@ -46,6 +48,9 @@ final class Persistence: @unchecked Sendable {
     }
 
     func makeSeq() -> UInt64 { nextSeq.wrappingAdd(1, ordering: .relaxed).oldValue }
+
+    func seedBridgeRecordId(_ id: UInt64) { nextBridgeRecordId.store(max(1, id), ordering: .relaxed) }
+    func makeBridgeRecordId() -> UInt64 { nextBridgeRecordId.wrappingAdd(1, ordering: .relaxed).oldValue }
 
     // MARK: Shared message records
 

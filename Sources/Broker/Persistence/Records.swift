@@ -10,6 +10,7 @@ import Storage
 //   messages    id(u64)                               MessageRecord, shared by every delivery of it
 //   retained    topic                                 MessageRecord
 //   wills       clientId                              WillRecord (a will waiting for its delay)
+//   bridges     bridgeId 0x00 id(u64)                 StoredBridgeRecord (a disk-buffered bridge's record)
 //   meta        "alive"                               u64: wall-clock ms, rewritten every second
 //
 // Client ids and topics never contain U+0000 [MQTT-1.5.4-2], so 0x00 ends the client id and a
@@ -52,6 +53,14 @@ enum RecordKeys {
     static func message(_ id: UInt64) -> [UInt8] { RecordKey.make([], id) }
 
     static let alive: [UInt8] = Array("alive".utf8)
+
+    /// Bridge ids ("webhook.crm") are names from the configuration: no U+0000 either.
+    static func bridgeRecord(_ bridge: String, _ id: UInt64) -> [UInt8] {
+        var k = Array(bridge.utf8)
+        k.append(0)
+        RecordKey.append(id, to: &k)
+        return k
+    }
 
     /// Splits a sessions/deliveries key at its 0x00: the client id and what follows.
     static func split(_ key: UnsafeRawBufferPointer) -> (clientId: String, rest: UnsafeRawBufferPointer)? {
@@ -126,24 +135,8 @@ struct SessionRecord: Equatable {
 struct DeliveryRecord: Equatable {
     enum State: UInt8 {
         case queued = 0, awaitingPubAck = 1, awaitingPubRec = 2, awaitingPubComp = 3
-
-        init(_ s: OutboundMessage.State) {
-            switch s {
-            case .awaitingPubAck: self = .awaitingPubAck
-            case .awaitingPubRec: self = .awaitingPubRec
-            case .awaitingPubComp: self = .awaitingPubComp
-            }
-        }
-
-        /// The inflight state it stands for; nil while queued.
-        var outbound: OutboundMessage.State? {
-            switch self {
-            case .queued: nil
-            case .awaitingPubAck: .awaitingPubAck
-            case .awaitingPubRec: .awaitingPubRec
-            case .awaitingPubComp: .awaitingPubComp
-            }
-        }
+        // The mapping to OutboundMessage.State is in Broker+Persistence.swift (this file stays
+        // free of broker types so fuzz/run.sh can compile it alone).
     }
     var messageId: UInt64
     var qos: QoS
@@ -313,6 +306,70 @@ struct WillRecord: Equatable {
     }
 }
 
+/// A record waiting in a disk-buffered bridge (`buffer = "disk"`): what the rule rendered
+/// (BridgeRecord's fields), written in the publisher's batch (so an acknowledged PUBLISH's
+/// records are on disk) and deleted by the bridge once its outcome is final.
+struct StoredBridgeRecord: Equatable {
+    struct Header: Equatable { var name: String; var value: String }
+    /// When the rule rendered it (wall ms): request_ttl keeps counting across a restart.
+    var submittedAt: UInt64
+    var rule: String
+    var target: String
+    var method: String
+    var key: [UInt8]?
+    var body: [UInt8]
+    var headers: [Header]
+    var parameters: [[UInt8]?]
+
+    func encode() -> [UInt8] {
+        var w = RecordWriter(reservingCapacity: 48 + rule.utf8.count + target.utf8.count + body.count + (key?.count ?? 0))
+        w.u8(1)
+        w.u64(submittedAt)
+        w.string(rule)
+        w.string(target)
+        w.string(method)
+        if let key { w.u8(1); w.bytes(key) } else { w.u8(0) }
+        w.bytes(body)
+        w.varint(UInt64(headers.count))
+        for h in headers { w.string(h.name); w.string(h.value) }
+        w.varint(UInt64(parameters.count))
+        for p in parameters {
+            if let p { w.u8(1); w.bytes(p) } else { w.u8(0) }
+        }
+        return w.buffer
+    }
+
+    static func decode(_ r: inout RecordReader) throws(StorageError) -> StoredBridgeRecord {
+        try expectVersion(&r, "bridge")
+        let at = try r.u64()
+        let rule = try r.string()
+        let target = try r.string()
+        let method = try r.string()
+        func optionalBytes(_ r: inout RecordReader, _ what: String) throws(StorageError) -> [UInt8]? {
+            switch try r.u8() {
+            case 0: return nil
+            case 1: return try r.byteArray()
+            case let b: throw .corruption("bridge record: \(what) flag \(b) is invalid")
+            }
+        }
+        let key = try optionalBytes(&r, "key")
+        let body = try r.byteArray()
+        // Each header takes at least 2 bytes and each parameter 1: a count beyond what is left
+        // is damage, not a reason to allocate.
+        let headerCount = try r.varint()
+        guard headerCount <= UInt64(r.remaining / 2) else { throw .corruption("bridge record: \(headerCount) headers in \(r.remaining) bytes") }
+        var headers: [Header] = []
+        for _ in 0..<headerCount { headers.append(Header(name: try r.string(), value: try r.string())) }
+        let paramCount = try r.varint()
+        guard paramCount <= UInt64(r.remaining) else { throw .corruption("bridge record: \(paramCount) parameters in \(r.remaining) bytes") }
+        var parameters: [[UInt8]?] = []
+        for _ in 0..<paramCount { parameters.append(try optionalBytes(&r, "parameter")) }
+        try r.expectEnd()
+        return StoredBridgeRecord(submittedAt: at, rule: rule, target: target, method: method, key: key, body: body,
+                                  headers: headers, parameters: parameters)
+    }
+}
+
 private func expectVersion(_ r: inout RecordReader, _ what: String) throws(StorageError) {
     let v = try r.u8()
     guard v == 1 else { throw .corruption("\(what) record: unknown format version \(v)") }
@@ -340,7 +397,10 @@ public enum StoredRecords {
                 _ = try MessageRecord.decode(&r)
             case .wills:
                 _ = try WillRecord.decode(&r)
-            case .meta, .bridges:
+            case .bridges:
+                guard let (_, rest) = RecordKeys.split(key), rest.count == 8 else { return "bad key" }
+                _ = try StoredBridgeRecord.decode(&r)
+            case .meta:
                 break
             }
         } catch {
