@@ -6,10 +6,11 @@ PYTEST := .venv-test/bin/pytest
 .PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability
 
 ## run: install what is missing, build release, make the development certificates when absent,
-## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883)
+## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883), or on CONFIG=FILE
+## (e.g. make run CONFIG=examples/fleet/turnpike.toml: Kafka, PostgreSQL and webhook bridges)
 run: release
 	certs/make-dev-certs.sh
-	.build/release/turnpike serve
+	.build/release/turnpike serve $(if $(CONFIG),--config $(CONFIG))
 
 ## test: install what is missing, then the unit tests and the integration tests
 test: test-deps

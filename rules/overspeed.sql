@@ -5,13 +5,8 @@
 --    "heading":..,"battery":<%>,"odometer":<km>}
 --
 -- The DESIGN.md version also feeds Kafka and PostgreSQL. A bridge action needs its bridge in the
--- config, so this default rule names none; with [bridges.kafka.fleet] configured (README,
--- "Bridges"; PostgreSQL bridges are not in this build yet) use an INTO like this instead:
---
---   INTO kafka.fleet (topic = 'alerts.overspeed', key = '${vin}'),
---        postgres.warehouse (statement = 'INSERT INTO overspeed (vin, speed, lat, ts)
---                                         VALUES (${vin}, ${speed}, ${lat}, ${ts})'),
---        republish (topic = 'fleet/alerts/${vin}', qos = 1);
+-- config, so this default rule (loaded by `make run` with no external service) names none; the
+-- bridged form, with its config, is examples/fleet/rules/overspeed.sql (README, "Bridges").
 CREATE RULE overspeed AS
 SELECT payload.vin AS vin, payload.speed AS speed, payload.pos.lat AS lat, timestamp AS ts
 FROM "cars/+/telemetry"
