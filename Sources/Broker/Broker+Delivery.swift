@@ -94,9 +94,10 @@ extension Broker {
             send(q, to: s, via: c)
             return
         }
-        if s.queue.count >= configuration.limits.maxQueuedMessages {
+        let maxQueued = ctx.settings.limits.maxQueuedMessages
+        if s.queue.count >= maxQueued {
             forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)
-            drop(d, reason: "queue full (max_queued_messages \(configuration.limits.maxQueuedMessages))")
+            drop(d, reason: "queue full (max_queued_messages \(maxQueued))")
             return
         }
         if q.storeSeq == 0, s.isDurable {
@@ -110,7 +111,7 @@ extension Broker {
     }
 
     private func window(_ c: Connection) -> Int {
-        min(configuration.limits.maxInflight, c.clientReceiveMaximum)
+        min(c.limits.maxInflight, c.clientReceiveMaximum)
     }
 
     private func send(_ q: QueuedMessage, to s: Session, via c: Connection) {

@@ -58,8 +58,7 @@ struct FlappingTracker {
 extension Broker {
     /// Flapping check for a client-chosen id (after authentication, so only a client with valid
     /// credentials can get an id banned). Nil admits; otherwise the refusal's reason text.
-    func flappingRefusal(clientId: String, now: UInt64, peer: String) -> String? {
-        let l = configuration.limits
+    func flappingRefusal(clientId: String, now: UInt64, peer: String, limits l: BrokerConfiguration.Limits) -> String? {
         guard l.flappingMaxConnects > 0 else { return nil }
         let verdict = flapping.withLock {
             $0.record(clientId, now: now, maxConnects: l.flappingMaxConnects,
@@ -77,8 +76,7 @@ extension Broker {
     }
 
     /// True when `[bans]` names this client id or user name.
-    func isBanned(clientId: String, username: String?) -> Bool {
-        let b = configuration.bans
+    func isBanned(clientId: String, username: String?, bans b: BrokerConfiguration.Bans) -> Bool {
         if b.clientIds.contains(clientId) { return true }
         if let username, b.usernames.contains(username) { return true }
         return false

@@ -28,6 +28,7 @@ public final class Broker: @unchecked Sendable {
     /// What start-up recovered from it.
     public private(set) var recovered = RecoverySummary()
     private var listeners: [Listener] = []
+    private let settingsGeneration = Atomic<UInt64>(0)
     private let idCounter = Atomic<Int>(0)
     let startedAt = monotonicMilliseconds()
     /// The active rules, for `$SYS/rules/…` (each loop holds its own reference for evaluation).
@@ -79,8 +80,9 @@ public final class Broker: @unchecked Sendable {
             logger.info("storage: \(dir), durability \(configuration.storage.durability.rawValue)")
         }
         self.group = try EventLoopGroup(threads: configuration.threads)
+        let settings = LiveSettings(configuration, generation: 0)
         for loop in group.loops {
-            let ctx = LoopContext(loop: loop, broker: self, loopCount: group.loops.count)
+            let ctx = LoopContext(loop: loop, broker: self, loopCount: group.loops.count, settings: settings)
             ctx.deliveries = Mailbox(loop: loop) { [unowned ctx] d in ctx.broker.deliverLocally(d, on: ctx) }
             contexts.append(ctx)
         }
@@ -161,6 +163,31 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
+    /// Applies a reloaded configuration's `[limits]`, `[auth]` and `[bans]` (SIGHUP): each loop
+    /// takes the new settings between two packets, new connections get them, connected clients'
+    /// next PUBLISH or SUBSCRIBE is checked against the new ACL. Nothing is disconnected. What
+    /// needs a restart to change (listeners, threads, storage, the data directory) is only
+    /// reported: returns those names.
+    @discardableResult
+    public func applySettings(_ c: BrokerConfiguration) -> [String] {
+        let settings = LiveSettings(c, generation: settingsGeneration.wrappingAdd(1, ordering: .relaxed).newValue)
+        for ctx in contexts {
+            ctx.loop.execute { ctx.settings = settings }
+        }
+        let ls = listeners
+        contexts[0].loop.execute { for l in ls { l.bannedNetworks = c.bans.networks } }
+        var needRestart: [String] = []
+        if c.listeners != configuration.listeners { needRestart.append("[[listeners]]") }
+        if c.threads != configuration.threads { needRestart.append("threads") }
+        if c.sysInterval != configuration.sysInterval { needRestart.append("sys_interval") }
+        if c.dataDirectory != configuration.dataDirectory { needRestart.append("the data directory") }
+        if c.storage.durability != configuration.storage.durability || c.storage.commitIntervalMs != configuration.storage.commitIntervalMs {
+            needRestart.append("[storage]")
+        }
+        if c.rules.directory != configuration.rules.directory || c.rules.deadLetter != configuration.rules.deadLetter { needRestart.append("[rules]") }
+        return needRestart
+    }
+
     /// Graceful stop: v5 clients get DISCONNECT 0x8B, every socket is closed, loops end.
     public func shutdown() {
         logger.info("shutting down")
@@ -203,7 +230,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Accepted sockets are spread round-robin over the loops.
     func adopt(fd: Int32, peer: String, fromLoopback: Bool, listener: Listener) {
-        let limit = configuration.limits.maxConnections
+        let limit = listener.context.settings.limits.maxConnections
         let open = stats.socketsOpen.wrappingAdd(1, ordering: .relaxed).newValue
         let listenerLimit = listener.configuration.maxConnections
         let openHere = listener.open.wrappingAdd(1, ordering: .relaxed).newValue
@@ -252,7 +279,8 @@ final class Listener: EventHandler, @unchecked Sendable {
     private var lastThrottleLog: UInt64 = 0
     private var lastBanLog: UInt64 = 0
     private var bannedSinceLog = 0
-    private let bannedNetworks: [IPNetwork]
+    /// `[bans] cidrs`, checked at accept on the listener's loop (replaced there on reload).
+    var bannedNetworks: [IPNetwork]
 
     init(fd: Int32, configuration: BrokerConfiguration.ListenerConfiguration, tls: TLSContext?, broker: Broker, context: LoopContext) {
         self.fd = fd; self.configuration = configuration; self.tls = tls; self.broker = broker; self.context = context

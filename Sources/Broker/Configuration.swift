@@ -1,7 +1,9 @@
 import EventLoop
 
-/// Everything the broker needs to know at start-up. Immutable once the broker runs.
-/// The `turnpike` executable fills it from the command line and `turnpike.toml`.
+/// Everything the broker needs to know at start-up. The `turnpike` executable fills it from the
+/// command line and `turnpike.toml`. `limits`, `auth` and `bans` can change while the broker
+/// runs (`Broker.applySettings`, on SIGHUP): the loops read them from `LiveSettings`, never from
+/// here; the rest takes a restart.
 public struct BrokerConfiguration: Sendable {
     /// Where clients connect: plain MQTT on 1883 unless configured otherwise.
     public var listeners: [ListenerConfiguration] = [ListenerConfiguration()]
@@ -40,7 +42,7 @@ public struct BrokerConfiguration: Sendable {
     public init() {}
 
     /// One listening socket.
-    public struct ListenerConfiguration: Sendable {
+    public struct ListenerConfiguration: Sendable, Equatable {
         public var bind: String = "0.0.0.0"
         /// 0 lets the kernel choose (the chosen port is logged).
         public var port: Int = 1883
@@ -116,6 +118,27 @@ public struct BrokerConfiguration: Sendable {
     /// else as `[auth] allow_anonymous` says, else only over loopback (mosquitto 2.0's lesson: a
     /// default that lets anyone on the network in gets found and used).
     public func allowsAnonymous(on listener: ListenerConfiguration, fromLoopback: Bool) -> Bool {
+        listener.allowAnonymous ?? auth.allowAnonymous ?? fromLoopback
+    }
+}
+
+/// The part of the configuration a reload changes while clients stay connected (`[limits]`,
+/// `[auth]` with its password and ACL files, `[bans]`). Each loop holds its own reference
+/// (`LoopContext.settings`), replaced on that loop between two packets, so reading it takes no
+/// lock. New values apply to new connections and to a connected client's next packet (its ACL
+/// is compiled again then: `generation` tells it that it changed).
+public final class LiveSettings: Sendable {
+    public let limits: BrokerConfiguration.Limits
+    public let auth: BrokerConfiguration.Auth
+    public let bans: BrokerConfiguration.Bans
+    public let generation: UInt64
+
+    init(_ c: BrokerConfiguration, generation: UInt64) {
+        limits = c.limits; auth = c.auth; bans = c.bans; self.generation = generation
+    }
+
+    /// Whether a client that proves no identity may connect on `listener`.
+    func allowsAnonymous(on listener: BrokerConfiguration.ListenerConfiguration, fromLoopback: Bool) -> Bool {
         listener.allowAnonymous ?? auth.allowAnonymous ?? fromLoopback
     }
 }

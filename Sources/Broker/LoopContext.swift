@@ -56,6 +56,8 @@ final class LoopContext {
     var outbound: [[Delivery]]
     /// The rule set this loop runs (swapped whole on reload, between two messages).
     var rules = RuleSet.empty
+    /// Limits, authentication and bans as this loop applies them (swapped whole on reload).
+    var settings: LiveSettings
     var ruleMatches: [Int] = []
     /// Reused for every evaluation on this loop (the JSON index keeps its capacity).
     private var evaluation: EvaluationContext?
@@ -73,9 +75,10 @@ final class LoopContext {
     /// Wall clock seconds, for message timestamps.
     var wallClock: Int64 { wallClockSeconds() }
 
-    init(loop: EventLoop, broker: Broker, loopCount: Int) {
+    init(loop: EventLoop, broker: Broker, loopCount: Int, settings: LiveSettings) {
         self.loop = loop
         self.broker = broker
+        self.settings = settings
         self.outbound = Array(repeating: [], count: loopCount)
         self.deferredDeliveries = Array(repeating: 0, count: loopCount)
     }

@@ -60,17 +60,30 @@ struct Serve: ParsableCommand {
         }
     }
 
-    func run() throws {
+    /// What `turnpike.toml` and the command line say, read at start and again on SIGHUP.
+    struct Loaded {
+        var cfg: BrokerConfiguration
+        var fileLevel: String?
+        var bridges: [Bridges.Definition]
+        /// `[rules] dir` was given (then the directory must exist).
+        var explicitRules: Bool
+    }
+
+    /// A configuration that cannot be used: the message names file, line and column.
+    struct ConfigProblem: Error, CustomStringConvertible { var description: String }
+
+    func loadConfiguration() throws(ConfigProblem) -> Loaded {
         var cfg = BrokerConfiguration()
         cfg.threads = EventLoopGroup.coreCount
         var fileLevel: String?
         let path = config ?? (FileManager.default.fileExists(atPath: "turnpike.toml") ? "turnpike.toml" : nil)
+        ConfigFile.bridges = []
+        ConfigFile.explicitRulesDirectory = false
         if let path {
             do {
                 fileLevel = try ConfigFile.load(path: path, into: &cfg)
             } catch {
-                FileHandle.standardError.write(Data("turnpike: \(error)\n".utf8))
-                throw ExitCode(2)
+                throw ConfigProblem(description: "\(error)")
             }
         }
         if path == nil { Self.addDevelopmentTLSListener(to: &cfg) }
@@ -79,12 +92,29 @@ struct Serve: ParsableCommand {
             if let port { cfg.listeners[i].port = port }
             if let bind { cfg.listeners[i].bind = bind }
         } else if port != nil || bind != nil {
-            FileHandle.standardError.write(Data("turnpike: --port/--bind need a plain (non-TLS) listener in the configuration\n".utf8))
-            throw ExitCode(2)
+            throw ConfigProblem(description: "--port/--bind need a plain (non-TLS) listener in the configuration")
         }
         if let threads { cfg.threads = threads }
         if let data { cfg.dataDirectory = data }
-        let level = Logger.Level(rawValue: logLevel ?? fileLevel ?? "info") ?? .info
+        // Without [rules] dir, rules/ is next to the configuration file (or in the working
+        // directory for the embedded default): a config file elsewhere never picks up ./rules.
+        if let path, !ConfigFile.explicitRulesDirectory {
+            let dir = (path as NSString).deletingLastPathComponent
+            cfg.rules.directory = dir.isEmpty ? "rules" : dir + "/rules"
+        }
+        return Loaded(cfg: cfg, fileLevel: fileLevel, bridges: ConfigFile.bridges, explicitRules: ConfigFile.explicitRulesDirectory)
+    }
+
+    func run() throws {
+        let loaded: Loaded
+        do {
+            loaded = try loadConfiguration()
+        } catch {
+            FileHandle.standardError.write(Data("turnpike: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let cfg = loaded.cfg
+        let level = Logger.Level(rawValue: logLevel ?? loaded.fileLevel ?? "info") ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
@@ -96,15 +126,9 @@ struct Serve: ParsableCommand {
         // here with sigwait, so no handler ever runs on a loop thread.
         cshim_block_signals()
         // A bad rule file stops the start with file:line:col; on SIGHUP it keeps the old rules.
-        // Without [rules] dir, rules/ is next to the configuration file (or in the working
-        // directory for the embedded default): a config file elsewhere never picks up ./rules.
-        if let path, !ConfigFile.explicitRulesDirectory {
-            let dir = (path as NSString).deletingLastPathComponent
-            cfg.rules.directory = dir.isEmpty ? "rules" : dir + "/rules"
-        }
         let rulesPath = cfg.rules.directory
-        let bridgeIds = Set(ConfigFile.bridges.map(\.id))
-        let mustExist = ConfigFile.explicitRulesDirectory
+        let bridgeIds = Set(loaded.bridges.map(\.id))
+        let mustExist = loaded.explicitRules
         let rules: RuleSet
         do {
             rules = RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: bridgeIds, mustExist: mustExist))
@@ -115,7 +139,7 @@ struct Serve: ParsableCommand {
         let broker: Broker
         do {
             broker = try Broker(configuration: cfg, logger: logger)
-            broker.installBridges(try Bridges.start(ConfigFile.bridges, broker: broker, loops: cfg.threads, logger: logger))
+            broker.installBridges(try Bridges.start(loaded.bridges, broker: broker, loops: cfg.threads, logger: logger))
             try broker.start()
         } catch {
             logger.critical("cannot start: \(error)")
@@ -125,7 +149,8 @@ struct Serve: ParsableCommand {
         while true {
             let sig = cshim_wait_signal()
             if sig == SIGHUP {
-                logger.info("SIGHUP: reloading TLS certificates and rules")
+                logger.info("SIGHUP: reloading the configuration, TLS certificates and rules")
+                reload(broker, logger: logger)
                 broker.reloadTLS()
                 do {
                     broker.replaceRules(RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: bridgeIds, mustExist: mustExist)))
@@ -138,5 +163,23 @@ struct Serve: ParsableCommand {
             break
         }
         broker.shutdown()
+    }
+
+    /// SIGHUP: the configuration file again (with its password and ACL files). A file that does
+    /// not load changes nothing: the running configuration stays, and the error (file, line,
+    /// column) is logged.
+    private func reload(_ broker: Broker, logger: Logger) {
+        let fresh: Loaded
+        do {
+            fresh = try loadConfiguration()
+        } catch {
+            logger.error("configuration not reloaded, the running configuration stays: \(error)")
+            return
+        }
+        let later = broker.applySettings(fresh.cfg)
+        logger.info("configuration reloaded: [limits], [auth] (password and ACL files) and [bans] applied")
+        if !later.isEmpty {
+            logger.warning("configuration reload: changes to \(later.joined(separator: ", ")) take effect at the next restart")
+        }
     }
 }

@@ -26,7 +26,7 @@ final class Connection: EventHandler, FlushTarget {
     let tls: TLSStream?
     private var handshakeWantsWrite = false
     var broker: Broker { context.broker }
-    var limits: BrokerConfiguration.Limits { context.broker.configuration.limits }
+    var limits: BrokerConfiguration.Limits { context.settings.limits }
     var loop: EventLoop { context.loop }
     var logger: Logger { context.broker.logger }
 
@@ -58,6 +58,10 @@ final class Connection: EventHandler, FlushTarget {
     var will: Will?
     /// Identity and compiled ACL from CONNECT (Auth/); nil when nothing is authorized per client.
     var auth: ConnectionAuth?
+    /// The settings generation `auth` was compiled against, and what compiling it again needs.
+    var authGeneration: UInt64 = 0
+    var aclUsername: String?
+    var jwtClaims: JWTClaims?
     /// The client certificate's CN or subject, when the listener uses it as the username.
     var certificateIdentity: String?
     /// The user name the client is known by (certificate identity, JWT subject or CONNECT's).
@@ -94,9 +98,9 @@ final class Connection: EventHandler, FlushTarget {
         self.context = context
         self.listener = listener
         self.tls = tls
-        self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: context.broker.configuration.limits.maxPacketSize)
+        self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: context.settings.limits.maxPacketSize)
         self.lastActivity = context.loop.now
-        let limits = context.broker.configuration.limits
+        let limits = context.settings.limits
         if limits.maxPublishRate > 0 || limits.maxPublishBytesRate > 0 {
             publishRate = PublishRate(messages: limits.maxPublishRate, bytes: limits.maxPublishBytesRate, now: context.loop.now)
         }

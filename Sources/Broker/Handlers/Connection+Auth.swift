@@ -8,27 +8,43 @@ extension Connection {
     /// Only for decisions that need no hashing: `handleConnect` sends password and JWT checks to
     /// the broker's credential thread and applies the result with `applyAuthentication`.
     func authenticateConnect(_ c: ConnectPacket, clientId id: String) -> Bool {
-        let decision = Authenticator.decide(broker.configuration.auth, allowAnonymous: allowsAnonymous,
+        let decision = Authenticator.decide(context.settings.auth, allowAnonymous: allowsAnonymous,
                                             username: c.username, password: c.password,
                                             clientId: id, certificateIdentity: certificateIdentity, now: context.wallClock)
         return applyAuthentication(decision, c, clientId: id)
     }
 
+    /// The client's compiled ACL for the packet being handled: compiled again, from the same
+    /// identity, when a reload changed `[auth]` since (the ACL file re-applied to its next packet).
+    var currentAuth: ConnectionAuth? {
+        let settings = context.settings
+        if authGeneration != settings.generation {
+            authGeneration = settings.generation
+            auth = settings.auth.isAuthorizationActive
+                ? ConnectionAuth(configuration: settings.auth, username: aclUsername, clientId: clientId, claims: jwtClaims)
+                : nil
+        }
+        return auth
+    }
+
     /// Whether this client may connect without credentials: the listener's policy, or a client
     /// certificate the listener's CA verified (which proves an identity of its own).
     var allowsAnonymous: Bool {
-        hasVerifiedCertificate || broker.configuration.allowsAnonymous(on: listener.configuration, fromLoopback: fromLoopback)
+        hasVerifiedCertificate || context.settings.allowsAnonymous(on: listener.configuration, fromLoopback: fromLoopback)
     }
 
     /// Acts on an authentication decision (made here or on the credential thread).
     func applyAuthentication(_ decision: Authenticator.Decision, _ c: ConnectPacket, clientId id: String) -> Bool {
-        let config = broker.configuration.auth
+        let config = context.settings.auth
+        authGeneration = context.settings.generation
         switch decision {
         case .refuse(let code, let why):
             refuseConnect(code, why)
             return false
         case .accept(let username, let claims):
             if let username { self.username = username }
+            aclUsername = username
+            jwtClaims = claims
             // The authenticated name may differ from CONNECT's (a JWT's sub).
             if username != nil, username != (certificateIdentity ?? c.username),
                refuseIfBanned(clientId: "", username: username) { return false }

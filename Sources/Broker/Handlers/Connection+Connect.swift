@@ -58,11 +58,11 @@ extension Connection {
         // Credentials and the ACL (Connection+Auth.swift), before any session is touched. A
         // password hash or JWT signature check runs on the broker's credential thread, not here:
         // one PBKDF2 check costs ~140 ms, which would stall every client of this loop.
-        if broker.configuration.auth.checksCredentials(username: c.username, password: c.password,
+        if context.settings.auth.checksCredentials(username: c.username, password: c.password,
                                                        certificateIdentity: certificateIdentity) {
             state = .attaching
             pauseReading()
-            let auth = broker.configuration.auth
+            let auth = context.settings.auth
             let (username, password, identity, now, anonymous) = (c.username, c.password, certificateIdentity, context.wallClock, allowsAnonymous)
             let (clientId, assignedId, keepAliveSeconds, cappedKeepAlive) = (id, assigned, keepAlive, serverKeepAlive)
             let loop = self.loop
@@ -93,7 +93,7 @@ extension Connection {
                                keepAlive: Int, serverKeepAlive: UInt16?) {
         // Flapping is counted for authenticated clients only, so nobody can get another
         // client's id refused without its credentials.
-        if assigned == nil, let why = broker.flappingRefusal(clientId: id, now: loop.now, peer: peer) {
+        if assigned == nil, let why = broker.flappingRefusal(clientId: id, now: loop.now, peer: peer, limits: limits) {
             refuseConnect(.connectionRateExceeded, why, quietly: true) // logged once per ban by flappingRefusal
             return
         }
@@ -179,8 +179,8 @@ extension Connection {
     /// return code 5 (not authorized). Logged at most every 10 s broker-wide (a banned client
     /// in a reconnect loop would fill the log), else at debug level.
     func refuseIfBanned(clientId id: String, username: String?) -> Bool {
-        guard broker.isBanned(clientId: id, username: username) else { return false }
-        let what = broker.configuration.bans.clientIds.contains(id) ? "client id '\(id)'" : "user name '\(username ?? "")'"
+        guard broker.isBanned(clientId: id, username: username, bans: context.settings.bans) else { return false }
+        let what = context.settings.bans.clientIds.contains(id) ? "client id '\(id)'" : "user name '\(username ?? "")'"
         refuseConnect(.banned, "\(what) is banned", quietly: !broker.shouldLog(broker.lastBanLog, now: loop.now))
         return true
     }

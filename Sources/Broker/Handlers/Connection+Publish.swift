@@ -41,7 +41,7 @@ extension Connection {
             return
         }
         BrokerStats.add(broker.stats.publishReceived, 1)
-        if auth?.mayPublish(topic) == false {
+        if currentAuth?.mayPublish(topic) == false {
             denyPublish(p, topic: topic)
             return
         }

@@ -17,7 +17,7 @@ extension Connection {
                 codes.append(v5 ? .topicFilterInvalid : .v3SubscribeFailure)
                 continue
             }
-            if auth?.maySubscribe(sub.filter) == false {
+            if currentAuth?.maySubscribe(sub.filter) == false {
                 codes.append(v5 ? .notAuthorized : .v3SubscribeFailure)
                 continue
             }

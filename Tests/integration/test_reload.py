@@ -1,0 +1,139 @@
+"""Reload on SIGHUP without dropping a connection: the configuration file with its password and
+ACL files, bans and limits. A file that does not load keeps the running configuration and the
+log names it (file, line)."""
+
+import signal
+import time
+
+import pytest
+
+import rawmqtt as R
+from conftest import Broker, wait_until
+from test_auth import ACL, make_password_file, pw, raw_connect
+
+pytestmark = pytest.mark.turnpike_only
+
+V3, V5 = R.MQTT311, R.MQTT5
+
+
+@pytest.fixture
+def reloadable(tmp_path):
+    made = []
+
+    def make(**kw) -> Broker:
+        b = Broker(**kw).start()
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+        b.cleanup()
+
+
+def reload(b: Broker, expect: str = "configuration reloaded"):
+    """Rewrites turnpike.toml from the broker's settings, sends SIGHUP and waits for `expect`."""
+    before = b.log_text().count(expect)
+    b._turnpike_config()
+    b.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: b.log_text().count(expect) > before, 10), b.log_tail(30)
+    time.sleep(0.2)                                    # the loops take the settings in their next iteration
+
+
+def test_acl_reload_applies_to_a_connected_clients_next_packet(reloadable, tmp_path):
+    make_password_file(tmp_path / "passwords")
+    acl = tmp_path / "acl.conf"
+    base = ACL.replace("allow readwrite cars/#\n", "allow readwrite cars/#\nallow read fleet/#\n")
+    acl.write_text(base)
+    b = reloadable(auth={"allow_anonymous": False, "password_file": str(tmp_path / "passwords"), "acl_file": str(acl)})
+    backend, _ = raw_connect(b, V5, "backend", "backend", pw("backend"))
+    assert backend.subscribe([("fleet/#", 1)]).codes == [1]
+    car, _ = raw_connect(b, V5, "car-A", "car-A", pw("car-A"))
+    assert car.publish("fleet/status", b"before", qos=1).rc == 0x87      # not in the ACL yet
+    acl.write_text(base.replace("pattern\n", "pattern\nallow write fleet/status\n"))
+    reload(b)
+    assert car.publish("fleet/status", b"after", qos=1).rc == 0           # same connection, new ACL
+    p = backend.expect(R.PUBLISH)
+    assert (p.topic, p.payload) == ("fleet/status", b"after")
+    backend.send(R.puback(p.pid, V5))
+    # Taken away again: refused on the next packet.
+    acl.write_text(base)
+    reload(b)
+    assert car.publish("fleet/status", b"again", qos=1).rc == 0x87
+    car.close()
+    backend.close()
+
+
+def test_broken_acl_file_keeps_the_running_acl(reloadable, tmp_path):
+    make_password_file(tmp_path / "passwords")
+    acl = tmp_path / "acl.conf"
+    acl.write_text(ACL)
+    b = reloadable(auth={"allow_anonymous": False, "password_file": str(tmp_path / "passwords"), "acl_file": str(acl)})
+    car, _ = raw_connect(b, V5, "car-A", "car-A", pw("car-A"))
+    acl.write_text(ACL + "allow readwrite\n")                              # line 9: no filter
+    reload(b, expect="configuration not reloaded")
+    assert f"{acl}:9:" in b.log_text().rsplit("configuration not reloaded", 1)[1]
+    # Still connected, the old ACL still in force.
+    assert car.publish("cars/car-A/telemetry", b"ok", qos=1).rc == 0x10  # allowed, no subscribers
+    assert car.publish("cars/car-B/telemetry", b"no", qos=1).rc == 0x87
+    car.close()
+
+
+def test_password_file_reload_admits_new_users_and_keeps_connected_ones(reloadable, tmp_path):
+    pwfile = tmp_path / "passwords"
+    make_password_file(pwfile, users=["car-A"])
+    b = reloadable(auth={"allow_anonymous": False, "password_file": str(pwfile)})
+    a, _ = raw_connect(b, V3, "car-A", "car-A", pw("car-A"))
+    _, ack = raw_connect(b, V5, "car-B", "car-B", pw("car-B"))
+    assert ack.rc == 0x86
+    make_password_file(pwfile, users=["car-B"])                           # car-A removed, car-B added
+    reload(b)
+    c, ack = raw_connect(b, V5, "car-B", "car-B", pw("car-B"))
+    assert ack.rc == 0
+    _, ack = raw_connect(b, V5, "car-A2", "car-A", pw("car-A"))
+    assert ack.rc == 0x86
+    a.send(R.pingreq())
+    assert a.expect(R.PINGRESP).type == R.PINGRESP                       # the connected client stays
+    a.close()
+    c.close()
+
+
+def test_ban_and_limits_reload(reloadable):
+    b = reloadable()
+    keep = R.RawClient(b.port, b.host, version=V5)
+    assert keep.connect("keeper").rc == 0
+    b.bans = {"client_ids": ["stolen-car"]}
+    b.limits["max_packet_size"] = 1024
+    reload(b)
+    c = R.RawClient(b.port, b.host, version=V5)
+    assert c.connect("stolen-car").rc == 0x8A                              # Banned
+    c = R.RawClient(b.port, b.host, version=V5)
+    ack = c.connect("small")
+    assert ack.rc == 0 and ack.props.get("MaximumPacketSize") == 1024, ack.props
+    c.close()
+    keep.send(R.pingreq())
+    assert keep.expect(R.PINGRESP).type == R.PINGRESP
+    keep.close()
+
+
+def test_settings_that_need_a_restart_are_named(reloadable):
+    b = reloadable()
+    b.limits["sys_interval"] = 5
+    reload(b, expect="take effect at the next restart")
+    assert "changes to sys_interval take effect at the next restart" in b.log_text()
+    assert_still_serving(b)
+
+
+def test_broken_config_file_keeps_everything(reloadable):
+    b = reloadable()
+    b.extra_toml = "\n[limits]\nmax_inflight = \n"
+    reload(b, expect="configuration not reloaded")
+    tail = b.log_text().rsplit("configuration not reloaded", 1)[1]
+    assert "turnpike.toml:" in tail, tail
+    assert_still_serving(b)
+
+
+def assert_still_serving(b):
+    c = R.RawClient(b.port, b.host, version=V5)
+    assert c.connect("after-reload").rc == 0
+    c.close()
