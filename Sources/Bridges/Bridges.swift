@@ -30,21 +30,24 @@ public enum Bridges {
     /// Starts one thread per bridge; `broker.installBridges` makes them reachable from rules.
     /// Throws when a sink's library refuses its configuration (checked at load already).
     public static func start(_ definitions: [Definition], broker: Broker, loops: Int, logger: Logger) throws -> [any BridgeSink] {
-        try definitions.map { d in
-            let driver: any SinkDriver
-            switch d.kind {
-            case .webhook(let w): driver = WebhookDriver(settings: w)
-            case .kafka(let k): driver = try KafkaDriver(settings: k)
-            case .postgres(let p): driver = PostgresDriver(settings: p)
-            }
-            var buffer = d.buffer
-            if case .webhook(let w) = d.kind { buffer.inflightWindow = w.poolSize }
-            // One connection runs one transaction at a time (pool_size = 1 for now).
-            if case .postgres = d.kind { buffer.inflightWindow = 1 }
-            let b = BridgeBuffer(id: d.id, settings: buffer, driver: driver, loops: loops, broker: broker, logger: logger)
-            b.start()
-            logger.info("bridge \(d.id) started")
-            return b
+        try definitions.map { d in try start(d, broker: broker, loops: loops, logger: logger) }
+    }
+
+    /// Starts one bridge's thread.
+    public static func start(_ d: Definition, broker: Broker, loops: Int, logger: Logger) throws -> any BridgeSink {
+        let driver: any SinkDriver
+        switch d.kind {
+        case .webhook(let w): driver = WebhookDriver(settings: w)
+        case .kafka(let k): driver = try KafkaDriver(settings: k)
+        case .postgres(let p): driver = PostgresDriver(settings: p)
         }
+        var buffer = d.buffer
+        if case .webhook(let w) = d.kind { buffer.inflightWindow = w.poolSize }
+        // One connection runs one transaction at a time (pool_size = 1 for now).
+        if case .postgres = d.kind { buffer.inflightWindow = 1 }
+        let b = BridgeBuffer(id: d.id, settings: buffer, driver: driver, loops: loops, broker: broker, logger: logger)
+        b.start()
+        logger.info("bridge \(d.id) started")
+        return b
     }
 }

@@ -134,7 +134,7 @@ extension Broker {
             logger.log(level: .init(rawValue: level) ?? .info, "rule \(rule.name): \(text)")
             return true
         case .bridge(let kind, let name):
-            guard let sink = bridges["\(kind).\(name)"] else {
+            guard let sink = ctx.bridges["\(kind).\(name)"] else {
                 // Refused when the rules load; a reload can only name configured bridges.
                 logger.error("rule \(rule.name): bridge \(kind).\(name) is not configured")
                 return false
@@ -193,8 +193,10 @@ extension Broker {
                     batch.put(.bridges, key: RecordKeys.bridgeRecord(sink.id, record.storeId),
                               value: StoredBridgeRecord(record, submittedAt: wallClockMilliseconds()).encode())
                 }
-                let loop = ctx.loop.index
-                ctx.whenCommitted { [record] in sink.submit(record, fromLoop: loop) }
+                // The bridge as it is then (a reload may have replaced it meanwhile; one removed
+                // leaves the record in the store for when it is configured again).
+                let id = sink.id
+                ctx.whenCommitted { [record, unowned ctx] in ctx.bridges[id]?.submit(record, fromLoop: ctx.loop.index) }
             } else {
                 sink.submit(record, fromLoop: ctx.loop.index)
             }

@@ -63,7 +63,7 @@ extension Broker {
                             publisherClientId: "", receivedAt: ctx.wallClock)
             publish(m, from: ctx)
         }
-        for (id, sink) in bridges {
+        for (id, sink) in contexts[0].bridges {
             for (name, value) in sink.metricsSnapshot() {
                 let m = Message(topic: "$SYS/bridges/\(id)/\(name)", payload: Array("\(value)".utf8), qos: .atMostOnce,
                                 retain: true, properties: Properties(), expiresAt: nil, publisher: nil,

@@ -24,7 +24,7 @@ public final class Broker: @unchecked Sendable {
     /// The durable store; nil with `durability = "none"`.
     let persistence: Persistence?
     /// Bridges by "kind.name", installed before `start` (Sources/Bridges makes them).
-    public private(set) var bridges: [String: any BridgeSink] = [:]
+    private let bridgeRegistry = Mutex<[String: any BridgeSink]>([:])
     /// What start-up recovered from it.
     public private(set) var recovered = RecoverySummary()
     private var listeners: [Listener] = []
@@ -90,7 +90,30 @@ public final class Broker: @unchecked Sendable {
 
     /// Makes `sinks` available to rule actions; call before `start`.
     public func installBridges(_ sinks: [any BridgeSink]) {
-        for s in sinks { bridges[s.id] = s }
+        var all: [String: any BridgeSink] = [:]
+        for s in sinks { all[s.id] = s }
+        bridgeRegistry.withLock { $0 = all }
+        for ctx in contexts { ctx.bridges = all }
+    }
+
+    /// Every bridge, by id (any thread).
+    public var bridges: [String: any BridgeSink] { bridgeRegistry.withLock { $0 } }
+
+    /// Reload: the loops use `sinks` from their next packet on; `done` runs (on some loop)
+    /// once every loop has switched, so nothing is submitted to a bridge left out after it.
+    public func replaceBridges(_ sinks: [any BridgeSink], done: @escaping @Sendable () -> Void) {
+        var all: [String: any BridgeSink] = [:]
+        for s in sinks { all[s.id] = s }
+        bridgeRegistry.withLock { $0 = all }
+        final class Countdown: Sendable { let left: Atomic<Int>; init(_ n: Int) { left = Atomic(n) } }
+        let countdown = Countdown(contexts.count)
+        let box = UncheckedSendable(all)
+        for ctx in contexts {
+            ctx.loop.execute {
+                ctx.bridges = box.value
+                if countdown.left.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done() }
+            }
+        }
     }
 
     /// Binds every listener and starts the loops. Returns the bound ports, in listener order.

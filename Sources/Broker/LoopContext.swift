@@ -58,6 +58,8 @@ final class LoopContext {
     var rules = RuleSet.empty
     /// Limits, authentication and bans as this loop applies them (swapped whole on reload).
     var settings: LiveSettings
+    /// The bridges rule actions deliver into, by id (swapped whole on reload).
+    var bridges: [String: any BridgeSink] = [:]
     var ruleMatches: [Int] = []
     /// Reused for every evaluation on this loop (the JSON index keeps its capacity).
     private var evaluation: EvaluationContext?

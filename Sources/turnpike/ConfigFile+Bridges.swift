@@ -5,6 +5,8 @@ import TOMLKit
 extension ConfigFile {
     /// Bridges read from `[bridges.<kind>.<name>]` by the last `load`.
     nonisolated(unsafe) static var bridges: [Bridges.Definition] = []
+    /// Each bridge's table as read (by id): a reload restarts the bridges whose table changed.
+    nonisolated(unsafe) static var bridgeFingerprints: [String: String] = [:]
 
     /// The buffer knobs every bridge table takes.
     private static let bufferKeys: [String: (inout BufferSettings, any TOMLValueConvertible) -> Bool] = [
@@ -62,6 +64,7 @@ extension ConfigFile {
                     throw Error(description: "\(path): [bridges.\(kind).\(name)] must be a table")
                 }
                 let at = "[bridges.\(kind).\(name)]"
+                bridgeFingerprints["\(kind).\(name)"] = t.convert(to: .json)
                 switch kind {
                 case "webhook": out.append(try webhook(t, name: name, at: at, path: path))
                 case "kafka": out.append(try kafka(t, name: name, at: at, path: path))

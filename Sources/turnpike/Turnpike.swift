@@ -65,6 +65,7 @@ struct Serve: ParsableCommand {
         var cfg: BrokerConfiguration
         var fileLevel: String?
         var bridges: [Bridges.Definition]
+        var bridgeFingerprints: [String: String]
         /// `[rules] dir` was given (then the directory must exist).
         var explicitRules: Bool
     }
@@ -78,6 +79,7 @@ struct Serve: ParsableCommand {
         var fileLevel: String?
         let path = config ?? (FileManager.default.fileExists(atPath: "turnpike.toml") ? "turnpike.toml" : nil)
         ConfigFile.bridges = []
+        ConfigFile.bridgeFingerprints = [:]
         ConfigFile.explicitRulesDirectory = false
         if let path {
             do {
@@ -102,7 +104,8 @@ struct Serve: ParsableCommand {
             let dir = (path as NSString).deletingLastPathComponent
             cfg.rules.directory = dir.isEmpty ? "rules" : dir + "/rules"
         }
-        return Loaded(cfg: cfg, fileLevel: fileLevel, bridges: ConfigFile.bridges, explicitRules: ConfigFile.explicitRulesDirectory)
+        return Loaded(cfg: cfg, fileLevel: fileLevel, bridges: ConfigFile.bridges, bridgeFingerprints: ConfigFile.bridgeFingerprints,
+                      explicitRules: ConfigFile.explicitRulesDirectory)
     }
 
     func run() throws {
@@ -127,7 +130,8 @@ struct Serve: ParsableCommand {
         cshim_block_signals()
         // A bad rule file stops the start with file:line:col; on SIGHUP it keeps the old rules.
         let rulesPath = cfg.rules.directory
-        let bridgeIds = Set(loaded.bridges.map(\.id))
+        var bridgeIds = Set(loaded.bridges.map(\.id))
+        var fingerprints = loaded.bridgeFingerprints
         let mustExist = loaded.explicitRules
         let rules: RuleSet
         do {
@@ -150,13 +154,19 @@ struct Serve: ParsableCommand {
             let sig = cshim_wait_signal()
             if sig == SIGHUP {
                 logger.info("SIGHUP: reloading the configuration, TLS certificates and rules")
-                reload(broker, logger: logger)
+                var removed: [String] = []
+                if let fresh = reload(broker, logger: logger) {
+                    removed = reloadBridges(broker, fresh, running: &fingerprints, rulesPath: rulesPath, mustExist: mustExist, logger: logger)
+                    bridgeIds = Set(fingerprints.keys)
+                }
                 broker.reloadTLS()
                 do {
                     broker.replaceRules(RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: bridgeIds, mustExist: mustExist)))
                 } catch {
                     logger.error("rules not reloaded, the previous rules stay active:\n\(error)")
                 }
+                // Bridges the configuration dropped go once no rule names them any more.
+                if !removed.isEmpty { removeBridges(broker, removed, logger: logger) }
                 continue
             }
             logger.info("signal \(sig) received")
@@ -168,18 +178,77 @@ struct Serve: ParsableCommand {
     /// SIGHUP: the configuration file again (with its password and ACL files). A file that does
     /// not load changes nothing: the running configuration stays, and the error (file, line,
     /// column) is logged.
-    private func reload(_ broker: Broker, logger: Logger) {
+    private func reload(_ broker: Broker, logger: Logger) -> Loaded? {
         let fresh: Loaded
         do {
             fresh = try loadConfiguration()
         } catch {
             logger.error("configuration not reloaded, the running configuration stays: \(error)")
-            return
+            return nil
         }
         let later = broker.applySettings(fresh.cfg)
         logger.info("configuration reloaded: [limits], [auth] (password and ACL files) and [bans] applied")
         if !later.isEmpty {
             logger.warning("configuration reload: changes to \(later.joined(separator: ", ")) take effect at the next restart")
+        }
+        return fresh
+    }
+
+    /// SIGHUP, bridges: a new table starts a bridge, a removed one stops (a disk buffer's records
+    /// stay in the store for when it comes back), a changed one is replaced: the loops switch to
+    /// the new bridge, then the old one stops taking requests, waits for those in flight (up to
+    /// 5 s) and hands every record it still holds to the new one. Nothing changes when the rule
+    /// files would not load with the new set of bridges, or a new bridge does not start.
+    /// Returns the ids of the bridges to stop once the new rules are in place.
+    private func reloadBridges(_ broker: Broker, _ fresh: Loaded, running: inout [String: String], rulesPath: String,
+                               mustExist: Bool, logger: Logger) -> [String] {
+        let wanted = fresh.bridgeFingerprints
+        guard wanted != running else { return [] }
+        do {
+            _ = try RuleFiles.load(path: rulesPath, bridges: Set(wanted.keys), mustExist: mustExist)
+        } catch {
+            logger.error("bridges not reloaded: the rule files do not load with the new bridges, the running bridges stay:\n\(error)")
+            return []
+        }
+        let current = broker.bridges
+        var started: [String: any BridgeSink] = [:]
+        for d in fresh.bridges where running[d.id] != wanted[d.id] {
+            do {
+                started[d.id] = try Bridges.start(d, broker: broker, loops: fresh.cfg.threads, logger: logger)
+            } catch {
+                logger.error("bridges not reloaded: \(d.id) does not start (\(error)); the running bridges stay")
+                for s in started.values { s.stop() }
+                return []
+            }
+        }
+        // Removed bridges stay reachable until the rules that name them are replaced.
+        var next = started
+        for (id, s) in current where started[id] == nil { next[id] = s }
+        let switched = DispatchSemaphore(value: 0)
+        broker.replaceBridges(Array(next.values)) { switched.signal() }
+        switched.wait()
+        var replaced: [String] = []
+        for (id, old) in current.sorted(by: { $0.key < $1.key }) {
+            guard let new = started[id] else { continue }
+            new.restore(old.drain(timeoutMs: 5000), from: "the bridge it replaces")
+            replaced.append(id)
+        }
+        let added = started.keys.filter { current[$0] == nil }.sorted()
+        let removed = current.keys.filter { wanted[$0] == nil }.sorted()
+        func list(_ ids: [String]) -> String { ids.isEmpty ? "none" : ids.joined(separator: ", ") }
+        logger.info("bridges reloaded: \(list(added)) started, \(list(replaced)) replaced, \(list(removed)) to stop")
+        running = wanted
+        return removed
+    }
+
+    private func removeBridges(_ broker: Broker, _ ids: [String], logger: Logger) {
+        let current = broker.bridges
+        let switched = DispatchSemaphore(value: 0)
+        broker.replaceBridges(current.filter { !ids.contains($0.key) }.map(\.value)) { switched.signal() }
+        switched.wait()
+        for id in ids {
+            current[id]?.stop()
+            logger.info("bridge \(id) stopped: the configuration no longer has it")
         }
     }
 }

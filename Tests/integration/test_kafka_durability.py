@@ -17,7 +17,9 @@ V5 = R.MQTT5
 
 HELD_RULE = TELEMETRY_RULE.replace("INTO kafka.fleet (topic = 'telemetry')",
                                    "INTO kafka.fleet (topic = 'telemetry', ack = 'after_sink')")
-FAST = '[bridges.kafka.fleet.properties]\n"message.timeout.ms" = 1500\n'
+# librdkafka gives up on a message after 1.5 s (the buffer retries it) and reconnects within
+# 0.5 s of Kafka coming back (its default backoff grows to 10 s).
+FAST = '[bridges.kafka.fleet.properties]\n"message.timeout.ms" = 1500\n"reconnect.backoff.max.ms" = 500\n'
 
 
 def test_after_sink_with_kafka_down_holds_the_puback_until_kafka_is_back(noida, bridged):

@@ -2,6 +2,7 @@
 ACL files, bans and limits. A file that does not load keeps the running configuration and the
 log names it (file, line)."""
 
+import json
 import signal
 import time
 
@@ -137,3 +138,82 @@ def assert_still_serving(b):
     c = R.RawClient(b.port, b.host, version=V5)
     assert c.connect("after-reload").rc == 0
     c.close()
+
+
+# ---------------------------------------------------------------------------
+# Bridges
+# ---------------------------------------------------------------------------
+from test_bridges import TELEMETRY_RULE, Receiver, bridge_metrics, publish_all  # noqa: E402
+from conftest import free_port  # noqa: E402
+
+
+def webhook_table(port, extra=""):
+    return f'\n[bridges.webhook.crm]\nurl = "http://127.0.0.1:{port}"\nretry_backoff = 50\n{extra}\n'
+
+
+@pytest.fixture
+def rules_dir(tmp_path):
+    d = tmp_path / "rules"
+    d.mkdir()
+    return d
+
+
+def test_changed_bridge_hands_its_records_to_the_new_one(reloadable, rules_dir):
+    """200 records retrying against an address nobody answers; the reload points the bridge at a
+    receiver: the new bridge gets every one of them, each delivered once."""
+    (rules_dir / "to_crm.sql").write_text(TELEMETRY_RULE)
+    dead = free_port()
+    b = reloadable(rules={"dir": str(rules_dir)}, extra_toml=webhook_table(dead))
+    publish_all(b, 4, 50)
+    m = bridge_metrics(b, lambda m: m["matched"] == 200 and m["retried"] > 0)
+    assert m["matched"] == 200 and m["success"] == 0, m
+    r = Receiver().start()
+    try:
+        b.extra_toml = webhook_table(r.port)
+        reload(b, expect="bridges reloaded")
+        assert "bridges reloaded: none started, webhook.crm replaced, none to stop" in b.log_text()
+        got = r.wait_delivered(200, timeout=30)
+        assert sorted((json.loads(q["body"])["vin"], json.loads(q["body"])["seq"]) for q in got) == \
+            sorted((f"car{i}", n) for i in range(4) for n in range(50))
+        m = bridge_metrics(b, lambda m: m["success"] == 200)
+        assert m["success"] == 200 and m["queuing"] == 0 and m["inflight"] == 0, m
+        # And it keeps taking new records.
+        publish_all(b, 1, 10, topic="cars/{cid}/telemetry")
+        assert len(r.wait_delivered(210, timeout=20)) == 210
+    finally:
+        r.stop()
+
+
+def test_bridge_added_and_removed_with_its_rule(reloadable, rules_dir):
+    r = Receiver().start()
+    try:
+        b = reloadable(rules={"dir": str(rules_dir)})
+        (rules_dir / "to_crm.sql").write_text(TELEMETRY_RULE)
+        b.extra_toml = webhook_table(r.port)
+        reload(b, expect="bridges reloaded")
+        assert "bridges reloaded: webhook.crm started, none replaced, none to stop" in b.log_text()
+        assert wait_until(lambda: "rules: 1 active (to_crm)" in b.log_text(), 5)
+        publish_all(b, 2, 5)
+        assert len(r.wait_delivered(10, timeout=20)) == 10
+        (rules_dir / "to_crm.sql").unlink()
+        b.extra_toml = ""
+        reload(b, expect="bridge webhook.crm stopped")
+        publish_all(b, 2, 5)
+        time.sleep(0.5)
+        assert len(r.delivered()) == 10
+    finally:
+        r.stop()
+
+
+def test_bridge_removal_refused_while_a_rule_names_it(reloadable, rules_dir):
+    r = Receiver().start()
+    try:
+        (rules_dir / "to_crm.sql").write_text(TELEMETRY_RULE)
+        b = reloadable(rules={"dir": str(rules_dir)}, extra_toml=webhook_table(r.port))
+        b.extra_toml = ""
+        reload(b, expect="bridges not reloaded")
+        assert "to_crm.sql" in b.log_text().rsplit("bridges not reloaded", 1)[1]
+        publish_all(b, 1, 5)
+        assert len(r.wait_delivered(5, timeout=20)) == 5    # the bridge still runs
+    finally:
+        r.stop()

@@ -29,6 +29,12 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
     private let inboxes: [Inbox]
     private let pendingInbox = Atomic<Bool>(false)
     private let running = Atomic<Bool>(true)
+    /// Set by `drain`: no new requests; the thread ends once nothing is in flight (or at the
+    /// deadline) and leaves what it holds in `leftovers`.
+    private let draining = Atomic<Bool>(false)
+    private let retired = Atomic<Bool>(false)
+    private var drainTimeoutMs: UInt64 = 0
+    private var leftovers: [BridgeRecord] = []
     private var thread: pthread_t?
 
     // Bridge thread only.
@@ -86,23 +92,38 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
 
     var keepsRecordsOnDisk: Bool { settings.disk }
 
-    func restore(_ records: [BridgeRecord]) {
+    func restore(_ records: [BridgeRecord], from: String) {
         guard !records.isEmpty else { return }
         BridgeMetrics.add(metrics.matched, records.count)
         BridgeMetrics.add(metrics.queuing, records.count)
         BridgeMetrics.add(metrics.queuingBytes, records.reduce(0) { $0 + $1.body.count })
         inboxes[0].records.withLock { $0.append(contentsOf: records) }
         if !pendingInbox.exchange(true, ordering: .acquiringAndReleasing) { driver.wakeUp() }
-        logger.info("bridge \(id): \(records.count) records from the store to deliver")
+        logger.info("bridge \(id): \(records.count) records from \(from) to deliver")
     }
 
     func metricsSnapshot() -> [(name: String, value: Int)] { metrics.snapshot }
 
     /// Held records (queued or in flight) at or past the bound, with `on_full = backpressure`.
     var wantsBackpressure: Bool {
-        guard settings.onFull == .backpressure else { return false }
+        guard settings.onFull == .backpressure, !retired.load(ordering: .relaxed) else { return false }
         let held = metrics.queuing.load(ordering: .relaxed) + metrics.inflight.load(ordering: .relaxed)
         return held >= settings.maxBufferMessages || metrics.queuingBytes.load(ordering: .relaxed) >= settings.maxBufferBytes
+    }
+
+    func drain(timeoutMs: Int) -> [BridgeRecord] {
+        retired.store(true, ordering: .relaxed)
+        drainTimeoutMs = UInt64(max(0, timeoutMs))
+        draining.store(true, ordering: .releasing)
+        driver.wakeUp()
+        if let t = thread { pthread_join(t, nil) }
+        thread = nil
+        running.store(false, ordering: .relaxed)
+        driver.close()
+        logger.info("bridge \(id): stopped for its replacement, handing over \(leftovers.count) records")
+        let out = leftovers
+        leftovers = []
+        return out
     }
 
     func stop() {
@@ -115,9 +136,17 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
     // MARK: The bridge's thread
 
     private func run() {
+        var drainStarted: UInt64 = 0
         while running.load(ordering: .acquiring) {
             let now = monotonicMilliseconds()
             takeInboxes()
+            if draining.load(ordering: .acquiring) {
+                if drainStarted == 0 { drainStarted = now }
+                if inflight.isEmpty || now &- drainStarted >= drainTimeoutMs { handOver(); return }
+                for (id, outcomes) in driver.wait(timeoutMs: 50) { finished(id, outcomes) }
+                forgetFinished()
+                continue
+            }
             expire(now: now)
             let nextDue = sendWhatIsDue(now: now)
             let timeout = nextDue.map { $0 > now ? Int(min($0 - now, 1000)) : 0 } ?? 1000
@@ -133,6 +162,20 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
         } else if left > 0 {
             logger.warning("bridge \(id): stopped with \(left) records not delivered (buffer = \"memory\": they are lost)")
         }
+    }
+
+    /// The end of a drain: every record not finished, queued and in flight, in arrival order
+    /// (one still in flight at the deadline may reach the sink twice: at least once).
+    private func handOver() {
+        forgetFinished()
+        var all = Array(queue)
+        for batch in inflight.values { all.append(contentsOf: batch) }
+        all.sort { $0.seq < $1.seq }
+        leftovers = all.map(\.record)
+        queue.removeAll()
+        inflight.removeAll()
+        inflightCount = 0
+        queuedBytes = 0
     }
 
     private func forgetFinished() {

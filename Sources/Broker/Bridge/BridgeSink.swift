@@ -49,8 +49,15 @@ public protocol BridgeSink: AnyObject, Sendable {
     /// `buffer = "disk"`: a record is written to the durable store with the PUBLISH that
     /// produced it (so its acknowledgement covers it) and submitted once that is committed.
     var keepsRecordsOnDisk: Bool { get }
-    /// Records found in the store at start-up (submitted before any rule runs; any thread).
-    func restore(_ records: [BridgeRecord])
+    /// Records to deliver that did not come through a rule here: found in the store at
+    /// start-up, or left by the bridge this one replaces on reload (`from` says which, for the
+    /// log). Any thread.
+    func restore(_ records: [BridgeRecord], from: String)
+    /// Stops the bridge for a replacement (a reload changed its settings): stops taking new
+    /// requests, waits up to `timeoutMs` for those in flight, and returns every record it has
+    /// not finished with, in arrival order (ack tickets and store ids kept). From then on it
+    /// never asks for backpressure.
+    func drain(timeoutMs: Int) -> [BridgeRecord]
     /// Metric name → value, EMQX's names (`matched`, `success`, `failed`, …).
     func metricsSnapshot() -> [(name: String, value: Int)]
     /// Stops the bridge's thread, after a last attempt at what it holds.

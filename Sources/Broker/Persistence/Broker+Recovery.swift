@@ -242,7 +242,7 @@ extension Broker {
                 damaged(.bridges, key, "bad key"); return true
             }
             maxBridgeRecordId = max(maxBridgeRecordId, id)
-            guard bridges[bridge] != nil else { unknown[bridge, default: 0] += 1; return true }
+            guard contexts[0].bridges[bridge] != nil else { unknown[bridge, default: 0] += 1; return true }
             do {
                 var r = RecordReader(value)
                 let stored = try StoredBridgeRecord.decode(&r)
@@ -253,7 +253,7 @@ extension Broker {
         }
         p.seedBridgeRecordId(maxBridgeRecordId + 1)
         for (bridge, records) in forBridge {
-            bridges[bridge]!.restore(records)
+            contexts[0].bridges[bridge]!.restore(records, from: "the store")
             summary.bridgeRecords += records.count
         }
         for (bridge, n) in unknown.sorted(by: { $0.key < $1.key }) {
