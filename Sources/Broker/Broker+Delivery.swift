@@ -1,4 +1,5 @@
 import EventLoop
+import Logging
 import MQTTCodec
 
 // The path of a message: `publish` stores it if retained, matches it against the topic tree and
@@ -140,7 +141,9 @@ extension Broker {
         let now = contexts[s.owner].loop.now
         if s.droppedMessages == 1 || now &- s.lastDropLog >= 10_000 {
             s.lastDropLog = now
-            logger.warning("dropped message on \(d.message.topic) for client \(s.clientId): \(reason); \(s.droppedMessages) dropped for this client so far")
+            var fields: Logger.Metadata = ["clientid": .string(s.clientId), "topic": .string(d.message.topic), "reason": .string(reason)]
+            if let c = s.connection { fields["peer"] = .string(c.peer); if let u = c.username { fields["username"] = .string(u) } }
+            logger.warning("dropped message on \(d.message.topic) for client \(s.clientId): \(reason); \(s.droppedMessages) dropped for this client so far", metadata: fields)
         }
     }
 

@@ -18,6 +18,7 @@ struct ConfigFile {
         "sys_interval": { c, v in guard let i = v.int, i >= 0 else { return false }; c.sysInterval = i; return true },
         "data_dir": { c, v in guard let s = v.string else { return false }; c.dataDirectory = s; return true },
         "log_level": { _, v in v.string.map { LogLevelName.isValid($0) } ?? false },
+        "log_format": { _, v in v.string == "text" || v.string == "json" },
     ]
 
     private static func intLimit(_ range: ClosedRange<Int>, _ set: @escaping (inout BrokerConfiguration.Limits, Int) -> Void)
@@ -167,6 +168,8 @@ struct ConfigFile {
 
     /// Set when the configuration names the rules directory: then it must exist.
     nonisolated(unsafe) static var explicitRulesDirectory = false
+    /// `[server] log_format`: "text" (default) or "json".
+    nonisolated(unsafe) static var logFormat = "text"
 
     /// Applies the file at `path` on top of `config`; returns the log level it names, if any.
     static func load(path: String, into config: inout BrokerConfiguration) throws -> String? {
@@ -217,6 +220,7 @@ struct ConfigFile {
                     throw Error(description: "\(path): invalid value for '\(name)' in [\(key)]")
                 }
                 if key == "server" && name == "log_level" { logLevel = value.string }
+                if key == "server" && name == "log_format" { logFormat = value.string ?? "text" }
             }
         }
         if config.storage.durability == .none, let d = bridges.first(where: { $0.buffer.disk }) {

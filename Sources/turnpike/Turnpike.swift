@@ -81,6 +81,7 @@ struct Serve: ParsableCommand {
         ConfigFile.bridges = []
         ConfigFile.bridgeFingerprints = [:]
         ConfigFile.explicitRulesDirectory = false
+        ConfigFile.logFormat = "text"
         if let path {
             do {
                 fileLevel = try ConfigFile.load(path: path, into: &cfg)
@@ -118,7 +119,13 @@ struct Serve: ParsableCommand {
         }
         let cfg = loaded.cfg
         let level = Logger.Level(rawValue: logLevel ?? loaded.fileLevel ?? "info") ?? .info
+        let json = ConfigFile.logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var h = JSONLogHandler(label: label)
+                h.logLevel = level
+                return h
+            }
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h

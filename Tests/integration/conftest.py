@@ -61,11 +61,11 @@ DEFAULT_LIMITS = {
     "max_subscriptions_per_client": 0,
     "max_connections": 0,
 }
-SERVER_KEYS = {"sys_interval"}
+SERVER_KEYS = {"sys_interval", "log_format"}
 # Turnpike-only [limits] keys: accepted as overrides, written only when given.
 EXTRA_LIMITS = {"connect_timeout", "accept_rate", "max_publish_rate", "max_publish_bytes_rate",
                 "flapping_max_connects", "flapping_window", "flapping_ban", "strict_utf8", "receive_maximum",
-                "ack_timeout"}
+                "ack_timeout", "log_format"}
 
 _ACTIVE_BROKERS: list["Broker"] = []
 
@@ -146,7 +146,10 @@ class Broker:
     # -- config ------------------------------------------------------------
     def _turnpike_config(self) -> Path:
         lim = self.limits
-        lines = ["[server]", f"sys_interval = {lim['sys_interval']}", "", "[limits]"]
+        lines = ["[server]", f"sys_interval = {lim['sys_interval']}"]
+        if "log_format" in lim:
+            lines.append(f"log_format = {toml_value(lim['log_format'])}")
+        lines += ["", "[limits]"]
         lines += [f"{k} = {toml_value(v)}" for k, v in lim.items() if k not in SERVER_KEYS]
         if self.auth:
             lines += ["", "[auth]"] + [f"{k} = {toml_value(v)}" for k, v in self.auth.items()]

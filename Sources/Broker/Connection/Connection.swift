@@ -29,6 +29,13 @@ final class Connection: EventHandler, FlushTarget {
     var limits: BrokerConfiguration.Limits { context.settings.limits }
     var loop: EventLoop { context.loop }
     var logger: Logger { context.broker.logger }
+    /// Who a log line is about, as fields (`log_format = "json"` makes them JSON members).
+    var logFields: Logger.Metadata {
+        var m: Logger.Metadata = ["peer": .string(peer)]
+        if !clientId.isEmpty { m["clientid"] = .string(clientId) }
+        if let username { m["username"] = .string(username) }
+        return m
+    }
 
     var state: State = .awaitingConnect
     var version: ProtocolVersion = .v3_1_1
@@ -481,7 +488,7 @@ final class Connection: EventHandler, FlushTarget {
         output.reset()
         partial = []
         context.remove(self)
-        logger.debug("client \(clientId.isEmpty ? peer : clientId) closed: \(reason)")
+        logger.debug("client \(clientId.isEmpty ? peer : clientId) closed: \(reason)", metadata: logFields)
         broker.stats.socketsOpen.wrappingAdd(-1, ordering: .relaxed)
         listener.open.wrappingAdd(-1, ordering: .relaxed)
         if wasConnected {

@@ -71,7 +71,7 @@ extension Connection {
         if let a = auth {
             a.denialsSinceLog += 1
             if a.lastDenialLog == 0 || now >= a.lastDenialLog + 10_000 {
-                logger.notice("client \(clientId): publish to '\(topic)' denied by the ACL (\(a.denialsSinceLog) denied in the last 10 s)")
+                logger.notice("client \(clientId): publish to '\(topic)' denied by the ACL (\(a.denialsSinceLog) denied in the last 10 s)", metadata: logFields)
                 a.lastDenialLog = now
                 a.denialsSinceLog = 0
             }

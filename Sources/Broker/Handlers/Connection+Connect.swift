@@ -163,7 +163,7 @@ extension Connection {
         }
         send(.connack(ConnAckPacket(sessionPresent: present, reasonCode: .success, properties: props)))
         resendingAfterReconnect = present
-        logger.debug("client \(clientId) connected from \(peer) (\(version), session present: \(present))")
+        logger.debug("client \(clientId) connected from \(peer) (\(version), session present: \(present))", metadata: logFields)
         broker.resume(session)
         let (id, user, peer, v, ka, clean, expiryInterval) = (clientId, username, self.peer, version, keepAliveMilliseconds / 1500, !present, expiry)
         broker.fireEvent(.clientConnected, on: context) {
@@ -204,9 +204,9 @@ extension Connection {
         if version == .v5 && wantsProblemInformation { props.reasonString = message }
         send(.connack(ConnAckPacket(sessionPresent: false, reasonCode: code, properties: props)))
         if quietly {
-            logger.debug("refused connection from \(peer): \(message) (\(code))")
+            logger.debug("refused connection from \(peer): \(message) (\(code))", metadata: logFields)
         } else {
-            logger.info("refused connection from \(peer): \(message) (\(code))")
+            logger.info("refused connection from \(peer): \(message) (\(code))", metadata: logFields)
         }
         close(reason: message)
     }
