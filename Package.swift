@@ -43,6 +43,10 @@ let package = Package(
             name: "CLibPQ",
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(
+            name: "CNats",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"])]),
         .target(name: "MQTTCodec"),
         .target(name: "RuleEngine"),
         .target(
@@ -66,10 +70,17 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: loopConfined),
+        .target(
+            name: "Cluster",
+            dependencies: [
+                "Broker", "EventLoop", "MQTTCodec", "CNats",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: loopConfined),
         .executableTarget(
             name: "turnpike",
             dependencies: [
-                "Broker", "Bridges", "EventLoop", "MQTTCodec", "RuleEngine", "Storage",
+                "Broker", "Bridges", "Cluster", "EventLoop", "MQTTCodec", "RuleEngine", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -94,5 +105,6 @@ let package = Package(
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: loopConfined),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop", "COpenSSL", "Storage"], swiftSettings: loopConfined),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster"], swiftSettings: loopConfined),
     ]
 )

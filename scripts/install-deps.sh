@@ -5,13 +5,14 @@
 #   scripts/install-deps.sh test    also the test clients (mosquitto, paho-mqtt in .venv-test, kcat)
 #                                   and a Kafka-protocol broker for the Kafka bridge tests
 #                                   (noida-db in .venv-kafka), and PostgreSQL 15 for the
-#                                   PostgreSQL bridge tests (the server is not on a fresh Debian)
+#                                   PostgreSQL bridge tests (the server is not on a fresh Debian),
+#                                   and nats-server for the cluster tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev libpq-dev)
+packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libnats-dev)
 if [ "${1:-}" = test ]; then
-    packages+=(mosquitto mosquitto-clients python3-venv kcat postgresql-15)
+    packages+=(mosquitto mosquitto-clients python3-venv kcat postgresql-15 nats-server)
 fi
 
 missing=()

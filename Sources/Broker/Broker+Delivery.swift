@@ -10,7 +10,7 @@ import MQTTCodec
 extension Broker {
     /// Routes a message published on `ctx`'s loop. Returns the number of sessions it went to.
     @discardableResult
-    func publish(_ message: Message, from ctx: LoopContext, runRules: Bool = true) -> Int {
+    func publish(_ message: Message, from ctx: LoopContext, runRules: Bool = true, fromCluster: Bool = false) -> Int {
         if message.retain {
             let n = retained.store(message)
             stats.retained.store(n, ordering: .relaxed)
@@ -54,6 +54,7 @@ extension Broker {
             ctx.outbound[i].removeAll(keepingCapacity: true)
         }
         ctx.matches.removeAll(keepingCapacity: true)
+        if !fromCluster, let cluster { cluster.forward(message, fromLoop: ctx.loop.index) }
         if runRules {
             if count == 0 { fireMessageEvent(.messageDropped, message, to: nil, reason: "no_subscribers", on: ctx) }
             self.runRules(for: message, on: ctx)

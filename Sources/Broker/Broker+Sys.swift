@@ -57,6 +57,10 @@ extension Broker {
             ]
             lastStorageSample = (ctx.loop.now, st.writesTotal, st.commitsTotal)
         }
+        if let cluster {
+            // Turnpike's own: the cluster (nodes seen, messages between nodes, NATS).
+            all += cluster.metricsSnapshot().map { ("cluster/" + $0.name, $0.value) }
+        }
         for (name, value) in all {
             let m = Message(topic: "$SYS/broker/" + name, payload: Array(value.utf8), qos: .atMostOnce, retain: true,
                             properties: Properties(), expiresAt: nil, publisher: nil,

@@ -19,6 +19,8 @@ public final class Broker: @unchecked Sendable {
     let group: EventLoopGroup
     var contexts: [LoopContext] = []
     let tree = TopicTree()
+    /// The cluster this node is part of (Sources/Cluster), attached before `start`.
+    var cluster: (any ClusterLink)?
     let retained = RetainedStore()
     let sessions: any SessionStore = InMemorySessionStore()
     /// The durable store; nil with `durability = "none"`.
@@ -84,6 +86,7 @@ public final class Broker: @unchecked Sendable {
         for loop in group.loops {
             let ctx = LoopContext(loop: loop, broker: self, loopCount: group.loops.count, settings: settings)
             ctx.deliveries = Mailbox(loop: loop) { [unowned ctx] d in ctx.broker.deliverLocally(d, on: ctx) }
+            ctx.fromCluster = Mailbox(loop: loop) { [unowned ctx] r in ctx.broker.deliverFromCluster(r, on: ctx) }
             contexts.append(ctx)
         }
     }
@@ -225,6 +228,7 @@ public final class Broker: @unchecked Sendable {
             }
         }
         group.stopAndJoin()
+        cluster?.stop()
         for b in bridges.values { b.stop() }
         // The loops' last batches (sessions of the clients just disconnected) are queued:
         // closing drains them.

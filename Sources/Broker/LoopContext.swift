@@ -28,6 +28,8 @@ final class LoopContext {
     let loop: EventLoop
     unowned let broker: Broker
     var deliveries: Mailbox<Delivery>!
+    /// Messages from other nodes of the cluster, published on this loop.
+    var fromCluster: Mailbox<RemoteMessage>!
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// Socket reads land here; only a partial packet is copied into the connection.
     var readScratch = [UInt8](repeating: 0, count: 32 * 1024)

@@ -208,9 +208,12 @@ struct ConfigFile {
             case "bridges":
                 bridges = try loadBridges(section, path: path)   // ConfigFile+Bridges.swift
                 continue
+            case "cluster":
+                cluster = try loadCluster(section, path: path)   // ConfigFile+Cluster.swift
+                continue
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage], [bridges.*] or [[listeners]])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage], [bridges.*], [cluster] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bridges
 import Broker
+import Cluster
 import CSystemShims
 import EventLoop
 import Foundation
@@ -66,6 +67,7 @@ struct Serve: ParsableCommand {
         var fileLevel: String?
         var bridges: [Bridges.Definition]
         var bridgeFingerprints: [String: String]
+        var cluster: ClusterSettings?
         /// `[rules] dir` was given (then the directory must exist).
         var explicitRules: Bool
     }
@@ -80,6 +82,7 @@ struct Serve: ParsableCommand {
         let path = config ?? (FileManager.default.fileExists(atPath: "turnpike.toml") ? "turnpike.toml" : nil)
         ConfigFile.bridges = []
         ConfigFile.bridgeFingerprints = [:]
+        ConfigFile.cluster = nil
         ConfigFile.explicitRulesDirectory = false
         ConfigFile.logFormat = "text"
         if let path {
@@ -106,7 +109,7 @@ struct Serve: ParsableCommand {
             cfg.rules.directory = dir.isEmpty ? "rules" : dir + "/rules"
         }
         return Loaded(cfg: cfg, fileLevel: fileLevel, bridges: ConfigFile.bridges, bridgeFingerprints: ConfigFile.bridgeFingerprints,
-                      explicitRules: ConfigFile.explicitRulesDirectory)
+                      cluster: ConfigFile.cluster, explicitRules: ConfigFile.explicitRulesDirectory)
     }
 
     func run() throws {
@@ -151,6 +154,10 @@ struct Serve: ParsableCommand {
         do {
             broker = try Broker(configuration: cfg, logger: logger)
             broker.installBridges(try Bridges.start(loaded.bridges, broker: broker, loops: cfg.threads, logger: logger))
+            if let c = loaded.cluster {
+                let node = try ClusterNode(settings: c, broker: broker, loops: cfg.threads, logger: logger)
+                try node.start(initialInterest: broker.attachCluster(node))
+            }
             try broker.start()
         } catch {
             logger.critical("cannot start: \(error)")

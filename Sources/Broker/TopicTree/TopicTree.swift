@@ -68,6 +68,40 @@ final class TopicTree: @unchecked Sendable {
     private let root = TopicNode()
     private let lock = ReadWriteLock()
     private(set) var count = 0
+    /// Told of every first subscription to a filter (per share group) and every last one gone,
+    /// under the write lock (the cluster's interest).
+    private var interestObserver: ((InterestChange) -> Void)?
+    /// In a cluster, share groups are served through NATS queue groups (`deliverFromCluster`),
+    /// never picked by `match`.
+    private(set) var groupsServedElsewhere = false
+
+    /// Starts telling `observer` of interest changes; returns the interest as it is now.
+    func observeInterest(_ observer: @escaping (InterestChange) -> Void) -> [InterestChange] {
+        lock.withWriteLock {
+            interestObserver = observer
+            groupsServedElsewhere = true
+            var out: [InterestChange] = []
+            func visit(_ node: TopicNode, _ path: String?) {
+                if !node.subscribers.isEmpty, let path { out.append(.added(filter: path, group: nil)) }
+                for name in node.groups.keys.sorted() { if let path { out.append(.added(filter: path, group: name)) } }
+                for (level, child) in node.children { visit(child, path.map { $0 + "/" + level } ?? String(level)) }
+            }
+            visit(root, nil)
+            return out
+        }
+    }
+
+    /// The share group `name` under `filter`, if it has members here.
+    func sharedGroup(filter: String, name: String) -> SharedGroup? {
+        lock.withReadLock {
+            var node = root
+            for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
+                guard let c = node.children[level] else { return nil }
+                node = c
+            }
+            return node.groups[name]
+        }
+    }
 
     /// Adds or replaces a subscription. Returns true when it is new for this session.
     @discardableResult
@@ -89,6 +123,7 @@ final class TopicTree: @unchecked Sendable {
                 if let existing = node.groups[group] { g = existing } else {
                     g = SharedGroup(name: group, filter: plain)
                     node.groups[group] = g
+                    interestObserver?(.added(filter: plain, group: group))
                 }
                 if let i = g.members.firstIndex(where: { $0.session === session }) {
                     g.members[i] = entry
@@ -100,6 +135,7 @@ final class TopicTree: @unchecked Sendable {
             }
             let isNew = node.subscribers.updateValue(entry, forKey: ObjectIdentifier(session)) == nil
             if isNew { count += 1 }
+            if isNew && node.subscribers.count == 1 { interestObserver?(.added(filter: plain, group: nil)) }
             return isNew
         }
     }
@@ -120,11 +156,15 @@ final class TopicTree: @unchecked Sendable {
             if let group {
                 if let g = node.groups[group], let i = g.members.firstIndex(where: { $0.session === session }) {
                     g.members.remove(at: i)
-                    if g.members.isEmpty { node.groups[group] = nil }
+                    if g.members.isEmpty {
+                        node.groups[group] = nil
+                        interestObserver?(.removed(filter: plain, group: group))
+                    }
                     removed = true
                 }
             } else {
                 removed = node.subscribers.removeValue(forKey: ObjectIdentifier(session)) != nil
+                if removed && node.subscribers.isEmpty { interestObserver?(.removed(filter: plain, group: nil)) }
             }
             if removed { count -= 1 }
             // Prune empty branches.
@@ -161,7 +201,7 @@ final class TopicTree: @unchecked Sendable {
                                       identifiers: e.identifier.map { [$0] } ?? [], group: nil))
             }
         }
-        for (_, g) in node.groups {
+        for (_, g) in node.groups where !groupsServedElsewhere {
             if let m = g.pick() {
                 out.append(RouteMatch(session: m.session, options: m.options,
                                       identifiers: m.identifier.map { [$0] } ?? [], group: g))
@@ -198,7 +238,7 @@ final class TopicTree: @unchecked Sendable {
     }
 
     /// Picks another member of `group` for a message handed back by `excluding`.
-    func pickShared(_ group: SharedGroup, excluding: Session) -> SubscriberEntry? {
+    func pickShared(_ group: SharedGroup, excluding: Session?) -> SubscriberEntry? {
         lock.withReadLock { group.pick(excluding: excluding) }
     }
 }

@@ -1,0 +1,77 @@
+import EventLoop
+import MQTTCodec
+
+/// A change of this node's subscription interest: the first subscription to a filter (per share
+/// group for shared ones), or the last one gone.
+public enum InterestChange: Sendable, Equatable {
+    case added(filter: String, group: String?)
+    case removed(filter: String, group: String?)
+}
+
+/// What the broker knows of the cluster (Sources/Cluster implements it on NATS). The broker
+/// tells it what is published here and how its interest changes; the cluster hands messages
+/// from other nodes back through `Broker.receiveFromCluster`. Nothing here may block a loop.
+public protocol ClusterLink: AnyObject, Sendable {
+    /// A message published on this node (a client, a rule, a will), after local routing. Runs
+    /// on the publisher's loop: it only queues.
+    func forward(_ message: Message, fromLoop loop: Int)
+    /// Called under the topic tree's write lock: it only queues.
+    func interestChanged(_ change: InterestChange)
+    /// Figures for `$SYS/broker/cluster/…`, name → value.
+    func metricsSnapshot() -> [(name: String, value: String)]
+    func stop()
+}
+
+extension Broker {
+    /// Joins the cluster: from now on interest changes go to `link`, which gets the current
+    /// interest back (taken under the same lock, so no change falls between). Call before `start`.
+    public func attachCluster(_ link: any ClusterLink) -> [InterestChange] {
+        cluster = link
+        return tree.observeInterest { change in link.interestChanged(change) }
+    }
+
+    /// A message from another node, published on the loop that `publisherClientId` hashes to (so
+    /// one publisher's messages keep their order): delivered to local subscribers as a local
+    /// message would be, without running the rules again or going back to the cluster. With
+    /// `group`, only to one member of that share group (the cluster chose this node for it).
+    public func receiveFromCluster(_ message: Message, group: (filter: String, name: String)?) {
+        var h: UInt64 = 14_695_981_039_346_656_037
+        for b in message.publisherClientId.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        let ctx = contexts[Int(h % UInt64(contexts.count))]
+        ctx.fromCluster.send(RemoteMessage(message: message, group: group))
+    }
+
+    func deliverFromCluster(_ r: RemoteMessage, on ctx: LoopContext) {
+        guard let (filter, name) = r.group else {
+            publish(r.message, from: ctx, runRules: false, fromCluster: true)
+            return
+        }
+        let m = r.message
+        guard let g = tree.sharedGroup(filter: filter, name: name), let member = tree.pickShared(g, excluding: nil) else {
+            BrokerStats.add(stats.publishDropped, 1)
+            return
+        }
+        let qos = min(m.qos, member.options.qos)
+        var d = Delivery(session: member.session, message: m, qos: qos,
+                         retain: member.options.retainAsPublished ? m.retain : false,
+                         identifiers: member.identifier.map { [$0] } ?? [], group: g)
+        if qos != .atMostOnce, persistence != nil, member.session.isDurable, !member.session.isConnected {
+            d.storeSeq = persistDelivery(session: member.session, message: m, qos: qos, retain: d.retain,
+                                         identifiers: d.identifiers, on: ctx)
+        }
+        let owner = member.session.owner
+        if owner == ctx.loop.index {
+            enqueue(d, on: ctx)
+        } else if d.storeSeq != 0 {
+            let target = contexts[owner]
+            ctx.whenCommitted { target.deliveries.send(d) }   // on disk before its owner touches it
+        } else {
+            contexts[owner].deliveries.send(d)
+        }
+    }
+}
+
+struct RemoteMessage {
+    let message: Message
+    let group: (filter: String, name: String)?
+}

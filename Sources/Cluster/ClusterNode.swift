@@ -1,0 +1,348 @@
+import Broker
+import CNats
+import EventLoop
+import Glibc
+import Logging
+import MQTTCodec
+import Synchronization
+
+/// `[cluster]` in turnpike.toml.
+public struct ClusterSettings: Sendable {
+    /// Unique in the cluster.
+    public var nodeName: String
+    /// Every NATS URL of the cluster; the client fails over between them.
+    public var servers: [String]
+    /// First token of every subject this cluster uses (several clusters can share one NATS).
+    public var subjectPrefix = "tp"
+    public var user: String?
+    public var password: String?
+    public var token: String?
+    public var credentialsFile: String?
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    /// Replicas of the cluster's JetStream state.
+    public var kvReplicas = 3
+    /// Seconds without a heartbeat after which a node counts as gone.
+    public var nodeTimeout = 3
+
+    public init(nodeName: String, servers: [String]) { self.nodeName = nodeName; self.servers = servers }
+}
+
+/// This node's part of the cluster, on NATS. Messages published here go to NATS once, on a
+/// subject made from their topic (Subjects.swift); NATS forwards them only to servers whose
+/// clients subscribed to a matching subject, so a node never needs a list of remote
+/// subscriptions. Each node subscribes to the union of its local filters (one NATS subscription
+/// per distinct subject, counted) and hands what arrives to the loops as one more publisher.
+///
+/// Two NATS connections: `main` publishes, carries the plain subscriptions and has no echo (a
+/// node never gets its own messages back); `groups` carries one queue subscription per share
+/// group, so NATS gives each message of a group to exactly one node — possibly this one, which
+/// is why it must see its own messages. In a cluster the topic tree never picks share-group
+/// members itself.
+///
+/// A message matching several of this node's subscriptions arrives once per subscription; all
+/// arrive on libnats's single delivery thread in the order the server sent them, so keeping the
+/// highest sequence number seen per origin stream drops exactly the repeats.
+public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Sendable {
+    private let settings: ClusterSettings
+    private unowned let broker: Broker
+    private let logger: Logger
+    /// This process's incarnation: a restarted node's streams start again at 1.
+    private let epoch: String
+    private var main: NatsClient!
+    private var groups: NatsClient!
+
+    // Loops → cluster thread.
+    private final class Inbox: Sendable { let messages = Mutex<[Message]>([]) }
+    private let inboxes: [Inbox]
+    private let interest = Mutex<[InterestChange]>([])
+    private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private let pending = Atomic<Bool>(false)
+    private let running = Atomic<Bool>(true)
+    private var thread: pthread_t?
+
+    // Cluster thread only.
+    private var seqs: [UInt64]
+    private var plainSubs: [String: (token: UInt64, refs: Int)] = [:]
+    private var queueSubs: [String: (token: UInt64, refs: Int)] = [:]
+    private var lastHeartbeat: UInt64 = 0
+
+    // Read on the delivery thread, written on the cluster thread.
+    private enum Route { case plain, group(filter: String, name: String), heartbeat }
+    private let routes = Mutex<[UInt64: Route]>([:])
+    private let seen = Mutex<[String: UInt64]>([:])   // node → last heartbeat (monotonic ms)
+
+    // Delivery thread only.
+    private var lastSeq: [String: UInt64] = [:]
+
+    // Figures.
+    private let forwardedOut = Atomic<Int>(0)
+    private let forwardedIn = Atomic<Int>(0)
+    private let duplicates = Atomic<Int>(0)
+    private let refused = Atomic<Int>(0)
+    private let publishFailures = Atomic<Int>(0)
+    private let connected = Atomic<Bool>(false)
+
+    public init(settings: ClusterSettings, broker: Broker, loops: Int, logger: Logger) throws {
+        self.settings = settings
+        self.broker = broker
+        self.logger = logger
+        var r = SystemRandomNumberGenerator()
+        epoch = String(r.next() & 0xFFFF_FFFF_FFFF, radix: 36)
+        inboxes = (0..<max(1, loops)).map { _ in Inbox() }
+        seqs = Array(repeating: 0, count: max(1, loops))
+        sem_init(wake, 0, 0)
+        func client(_ role: String, noEcho: Bool) throws -> NatsClient {
+            try NatsClient(.init(servers: settings.servers, name: "turnpike \(settings.nodeName) \(role)", noEcho: noEcho,
+                                 user: settings.user, password: settings.password, token: settings.token,
+                                 credentialsFile: settings.credentialsFile, caFile: settings.caFile,
+                                 certFile: settings.certFile, keyFile: settings.keyFile), delegate: self)
+        }
+        main = try client("main", noEcho: true)
+        groups = try client("groups", noEcho: false)
+        connected.store(main.isConnected, ordering: .relaxed)
+    }
+
+    /// Subscribes for the interest the node has already (recovered sessions) and starts the
+    /// cluster thread.
+    public func start(initialInterest: [InterestChange]) throws {
+        interest.withLock { $0 = initialInterest + $0 }
+        let heartbeats = try main.subscribe(settings.subjectPrefix + ".hb.*", queue: nil)
+        routes.withLock { $0[heartbeats] = .heartbeat }
+        let box = Unmanaged.passRetained(self as AnyObject)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let n = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! ClusterNode
+            n.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        thread = tid
+        signal()
+        logger.info("cluster: node \(settings.nodeName) on NATS \(settings.servers.joined(separator: ", "))\(main.isConnected ? " (connected to \(main.connectedURL))" : " (not reachable yet: serving alone, retrying)")")
+    }
+
+    // MARK: ClusterLink (loops)
+
+    public func forward(_ message: Message, fromLoop loop: Int) {
+        inboxes[loop % inboxes.count].messages.withLock { $0.append(message) }
+        signal()
+    }
+
+    public func interestChanged(_ change: InterestChange) {
+        interest.withLock { $0.append(change) }
+        signal()
+    }
+
+    public func metricsSnapshot() -> [(name: String, value: String)] {
+        let now = monotonicMilliseconds()
+        let limit = UInt64(settings.nodeTimeout) * 1000
+        let others = seen.withLock { $0.filter { now &- $0.value < limit }.keys.sorted() }
+        return [("node", settings.nodeName), ("nodes", String(others.count + 1)),
+                ("nodes/list", ([settings.nodeName] + others).sorted().joined(separator: ",")),
+                ("nats/connected", connected.load(ordering: .relaxed) ? "1" : "0"),
+                ("nats/url", main.connectedURL),
+                ("messages/forwarded/out", String(forwardedOut.load(ordering: .relaxed))),
+                ("messages/forwarded/in", String(forwardedIn.load(ordering: .relaxed))),
+                ("messages/duplicates", String(duplicates.load(ordering: .relaxed))),
+                ("messages/refused", String(refused.load(ordering: .relaxed))),
+                ("messages/publish_failed", String(publishFailures.load(ordering: .relaxed)))]
+    }
+
+    public func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        sem_post(wake)
+        if let t = thread { pthread_join(t, nil) }
+        _ = main.flush(timeoutMs: 1000)
+        main.close()
+        groups.close()
+    }
+
+    private func signal() {
+        if !pending.exchange(true, ordering: .acquiringAndReleasing) { sem_post(wake) }
+    }
+
+    // MARK: The cluster thread
+
+    private func run() {
+        while running.load(ordering: .acquiring) {
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            deadline.tv_nsec += 200_000_000
+            if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
+            _ = sem_timedwait(wake, &deadline)
+            pending.store(false, ordering: .releasing)
+            applyInterest()
+            publishInboxes()
+            let now = monotonicMilliseconds()
+            if now &- lastHeartbeat >= 1000 {
+                lastHeartbeat = now
+                heartbeat(now: now)
+            }
+        }
+        publishInboxes()
+    }
+
+    private func applyInterest() {
+        let changes = interest.withLock { c -> [InterestChange] in
+            let out = c
+            c.removeAll()
+            return out
+        }
+        for change in changes {
+            switch change {
+            case .added(let filter, let group):
+                for subject in Subjects.subjects(forFilter: filter, prefix: settings.subjectPrefix) {
+                    if let group { addQueue(subject, filter: filter, group: group) } else { addPlain(subject) }
+                }
+            case .removed(let filter, let group):
+                for subject in Subjects.subjects(forFilter: filter, prefix: settings.subjectPrefix) {
+                    if let group { removeQueue(subject, filter: filter, group: group) } else { removePlain(subject) }
+                }
+            }
+        }
+    }
+
+    private func addPlain(_ subject: String) {
+        if let s = plainSubs[subject] { plainSubs[subject] = (s.token, s.refs + 1); return }
+        do {
+            let token = try main.subscribe(subject, queue: nil)
+            routes.withLock { $0[token] = .plain }
+            plainSubs[subject] = (token, 1)
+        } catch {
+            logger.error("cluster: \(error)")
+        }
+    }
+
+    private func removePlain(_ subject: String) {
+        guard let s = plainSubs[subject] else { return }
+        if s.refs > 1 { plainSubs[subject] = (s.token, s.refs - 1); return }
+        plainSubs[subject] = nil
+        main.unsubscribe(s.token)
+        routes.withLock { $0[s.token] = nil }
+    }
+
+    /// One NATS queue group per share group: `$share/g/a/+` on every node is the group
+    /// `g.<hash of g and a/+>`, so each of its messages goes to one node of the cluster.
+    private static func queueName(filter: String, group: String) -> String {
+        var h: UInt64 = 14_695_981_039_346_656_037
+        for b in group.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        h = (h ^ 0) &* 1_099_511_628_211
+        for b in filter.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        return "g" + String(h, radix: 16)
+    }
+
+    private func addQueue(_ subject: String, filter: String, group: String) {
+        let key = subject + " " + Self.queueName(filter: filter, group: group)
+        if let s = queueSubs[key] { queueSubs[key] = (s.token, s.refs + 1); return }
+        do {
+            let token = try groups.subscribe(subject, queue: Self.queueName(filter: filter, group: group))
+            routes.withLock { $0[token] = .group(filter: filter, name: group) }
+            queueSubs[key] = (token, 1)
+        } catch {
+            logger.error("cluster: \(error)")
+        }
+    }
+
+    private func removeQueue(_ subject: String, filter: String, group: String) {
+        let key = subject + " " + Self.queueName(filter: filter, group: group)
+        guard let s = queueSubs[key] else { return }
+        if s.refs > 1 { queueSubs[key] = (s.token, s.refs - 1); return }
+        queueSubs[key] = nil
+        groups.unsubscribe(s.token)
+        routes.withLock { $0[s.token] = nil }
+    }
+
+    private var taken: [Message] = []
+
+    private func publishInboxes() {
+        let now = monotonicMilliseconds()
+        for (i, inbox) in inboxes.enumerated() {
+            inbox.messages.withLock { swap(&$0, &taken) }
+            for m in taken {
+                guard let subject = Subjects.subject(forTopic: m.topic, prefix: settings.subjectPrefix) else { continue }
+                seqs[i] += 1
+                guard let msg = Envelope.make(m, subject: subject, origin: "\(settings.nodeName)/\(epoch)/\(i)", seq: seqs[i], now: now) else {
+                    ClusterCounters.add(publishFailures)
+                    continue
+                }
+                let rc = main.publish(msg)
+                if rc == NATS_OK { ClusterCounters.add(forwardedOut) } else {
+                    ClusterCounters.add(publishFailures)
+                    logger.warning("cluster: a message on \(m.topic) was not sent to the other nodes: \(NatsError("publish", rc))")
+                }
+            }
+            taken.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func heartbeat(now: UInt64) {
+        let subject = settings.subjectPrefix + ".hb." + (Subjects.subject(forTopic: settings.nodeName, prefix: "x")?.dropFirst(4) ?? "node")
+        var msg: OpaquePointer?
+        guard natsMsg_Create(&msg, subject, nil, settings.nodeName, Int32(settings.nodeName.utf8.count)) == NATS_OK, let msg else { return }
+        _ = main.publish(msg)
+        // Nodes that went quiet.
+        let limit = UInt64(settings.nodeTimeout) * 1000
+        let gone = seen.withLock { s -> [String] in
+            let g = s.filter { now &- $0.value >= limit }.map(\.key)
+            for k in g { s[k] = nil }
+            return g
+        }
+        for g in gone { logger.warning("cluster: node \(g) is gone (no heartbeat for \(settings.nodeTimeout) s)") }
+    }
+
+    // MARK: NatsClientDelegate (libnats threads)
+
+    func natsMessage(_ msg: OpaquePointer, subscription: UInt64) {
+        guard let route = routes.withLock({ $0[subscription] }) else { return }
+        if case .heartbeat = route {
+            let n = Int(natsMsg_GetDataLength(msg))
+            let name = String(decoding: UnsafeRawBufferPointer(start: natsMsg_GetData(msg), count: n), as: UTF8.self)
+            let now = monotonicMilliseconds()
+            let isNew = seen.withLock { s -> Bool in
+                let isNew = s[name] == nil
+                s[name] = now
+                return isNew
+            }
+            if isNew { logger.info("cluster: node \(name) is here") }
+            return
+        }
+        let subject = String(cString: natsMsg_GetSubject(msg))
+        guard let topic = Subjects.topic(fromSubject: subject, prefix: settings.subjectPrefix),
+              let d = Envelope.decode(msg, topic: topic, now: monotonicMilliseconds(), wallSeconds: wallClockSeconds()) else {
+            ClusterCounters.add(refused)
+            return
+        }
+        switch route {
+        case .plain:
+            // A message matching several of this node's subscriptions comes once per subscription.
+            if let last = lastSeq[d.origin], d.seq <= last {
+                ClusterCounters.add(duplicates)
+                return
+            }
+            lastSeq[d.origin] = d.seq
+            ClusterCounters.add(forwardedIn)
+            broker.receiveFromCluster(d.message, group: nil)
+        case .group(let filter, let name):
+            ClusterCounters.add(forwardedIn)
+            broker.receiveFromCluster(d.message, group: (filter, name))
+        case .heartbeat:
+            break
+        }
+    }
+
+    func natsConnectionChanged(connected up: Bool) {
+        connected.store(main?.isConnected ?? up, ordering: .relaxed)
+        if up { logger.notice("cluster: connected to NATS \(main?.connectedURL ?? "")") } else { logger.warning("cluster: NATS connection lost; reconnecting (messages to other nodes are buffered meanwhile)") }
+    }
+
+    func natsError(_ text: String) {
+        logger.error("cluster: NATS: \(text)")
+    }
+}
+
+enum ClusterCounters {
+    @inline(__always)
+    static func add(_ a: borrowing Atomic<Int>) { a.wrappingAdd(1, ordering: .relaxed) }
+}

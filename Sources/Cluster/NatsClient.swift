@@ -1,0 +1,171 @@
+import CNats
+import Glibc
+
+/// A libnats error: the status text and libnats's last error message.
+public struct NatsError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ what: String, _ s: natsStatus) {
+        var text = String(cString: natsStatus_GetText(s))
+        var last = NATS_OK
+        if let detail = nats_GetLastError(&last), detail.pointee != 0 {
+            let d = String(cString: detail)
+            if d != text { text += ": " + d }
+        }
+        description = "\(what): \(text)"
+    }
+}
+
+/// Where libnats reports to: the owner of a NatsClient (message and connection callbacks come
+/// on libnats's threads).
+protocol NatsClientDelegate: AnyObject {
+    func natsMessage(_ msg: OpaquePointer, subscription: UInt64)
+    func natsConnectionChanged(connected: Bool)
+    func natsError(_ text: String)
+}
+
+/// One libnats connection (C types stay in this file and Envelope.swift). Every URL is given
+/// so the client fails over between them and reconnects for ever; a failed first connect is
+/// retried in the background (the node serves alone meanwhile).
+final class NatsClient: @unchecked Sendable {
+    private(set) var connection: OpaquePointer?
+    private weak var delegate: NatsClientDelegate?
+    /// Subscription tokens, so a message names which subscription it came through.
+    private var subscriptions: [UInt64: OpaquePointer] = [:]
+    private var nextToken: UInt64 = 1
+    private var boxes: [UInt64: UnsafeMutablePointer<SubscriptionBox>] = [:]
+
+    struct SubscriptionBox {
+        let client: Unmanaged<NatsClient>
+        let token: UInt64
+    }
+
+    struct Settings {
+        var servers: [String]
+        var name: String
+        var noEcho: Bool
+        var user: String?
+        var password: String?
+        var token: String?
+        var credentialsFile: String?
+        var caFile: String?
+        var certFile: String?
+        var keyFile: String?
+    }
+
+    init(_ s: Settings, delegate: NatsClientDelegate) throws {
+        self.delegate = delegate
+        var opts: OpaquePointer?
+        try check("natsOptions_Create", natsOptions_Create(&opts))
+        defer { natsOptions_Destroy(opts) }
+        var cstrings = s.servers.map { strdup($0) }
+        defer { cstrings.forEach { free($0) } }
+        try cstrings.withUnsafeMutableBufferPointer { buf in
+            try buf.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buf.count) { p in
+                try check("servers", natsOptions_SetServers(opts, p, Int32(buf.count)))
+            }
+        }
+        try check("name", natsOptions_SetName(opts, s.name))
+        try check("no echo", natsOptions_SetNoEcho(opts, s.noEcho))
+        try check("max reconnect", natsOptions_SetMaxReconnect(opts, -1))
+        try check("reconnect wait", natsOptions_SetReconnectWait(opts, 250))
+        try check("reconnect buffer", natsOptions_SetReconnectBufSize(opts, 32 << 20))
+        try check("ping interval", natsOptions_SetPingInterval(opts, 2000))
+        try check("max pings out", natsOptions_SetMaxPingsOut(opts, 2))
+        // One delivery thread for every subscription of the process: messages reach the
+        // delegate in the order the server sent them, across subscriptions.
+        try check("global delivery", natsOptions_UseGlobalMessageDelivery(opts, true))
+        if let u = s.user { try check("user", natsOptions_SetUserInfo(opts, u, s.password)) }
+        if let t = s.token { try check("token", natsOptions_SetToken(opts, t)) }
+        if let c = s.credentialsFile { try check("credentials", natsOptions_SetUserCredentialsFromFiles(opts, c, nil)) }
+        if s.caFile != nil || s.certFile != nil {
+            try check("tls", natsOptions_SetSecure(opts, true))
+            if let ca = s.caFile { try check("ca file", natsOptions_LoadCATrustedCertificates(opts, ca)) }
+            if let cert = s.certFile, let key = s.keyFile { try check("certificate", natsOptions_LoadCertificatesChain(opts, cert, key)) }
+        }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        try check("disconnected callback", natsOptions_SetDisconnectedCB(opts, { _, closure in
+            Unmanaged<NatsClient>.fromOpaque(closure!).takeUnretainedValue().delegate?.natsConnectionChanged(connected: false)
+        }, me))
+        try check("reconnected callback", natsOptions_SetReconnectedCB(opts, { _, closure in
+            Unmanaged<NatsClient>.fromOpaque(closure!).takeUnretainedValue().delegate?.natsConnectionChanged(connected: true)
+        }, me))
+        try check("error handler", natsOptions_SetErrorHandler(opts, { _, _, status, closure in
+            Unmanaged<NatsClient>.fromOpaque(closure!).takeUnretainedValue().delegate?.natsError(String(cString: natsStatus_GetText(status)))
+        }, me))
+        try check("retry on failed connect", natsOptions_SetRetryOnFailedConnect(opts, true, { _, closure in
+            Unmanaged<NatsClient>.fromOpaque(closure!).takeUnretainedValue().delegate?.natsConnectionChanged(connected: true)
+        }, me))
+        let rc = natsConnection_Connect(&connection, opts)
+        // With retry on, NATS_NOT_YET_CONNECTED means it goes on trying in the background.
+        if rc != NATS_OK && rc != NATS_NOT_YET_CONNECTED { throw NatsError("connect to \(s.servers.joined(separator: ","))", rc) }
+    }
+
+    var isConnected: Bool { connection.map { natsConnection_Status($0) == NATS_CONN_STATUS_CONNECTED } ?? false }
+
+    var connectedURL: String {
+        guard let c = connection else { return "" }
+        var buf = [CChar](repeating: 0, count: 256)
+        guard natsConnection_GetConnectedUrl(c, &buf, buf.count) == NATS_OK else { return "" }
+        return String(cString: buf)
+    }
+
+    /// Subscribes (in a queue group when `queue` is set); returns the token messages carry.
+    func subscribe(_ subject: String, queue: String?) throws -> UInt64 {
+        let token = nextToken
+        nextToken += 1
+        let box = UnsafeMutablePointer<SubscriptionBox>.allocate(capacity: 1)
+        box.initialize(to: SubscriptionBox(client: Unmanaged.passUnretained(self), token: token))
+        var sub: OpaquePointer?
+        let handler: natsMsgHandler = { _, _, msg, closure in
+            let b = closure!.assumingMemoryBound(to: SubscriptionBox.self).pointee
+            guard let msg else { return }
+            if let d = b.client.takeUnretainedValue().delegate { d.natsMessage(msg, subscription: b.token) }
+            natsMsg_Destroy(msg)
+        }
+        let rc = queue.map { natsConnection_QueueSubscribe(&sub, connection, subject, $0, handler, box) }
+            ?? natsConnection_Subscribe(&sub, connection, subject, handler, box)
+        guard rc == NATS_OK, let sub else {
+            box.deinitialize(count: 1); box.deallocate()
+            throw NatsError("subscribe \(subject)", rc)
+        }
+        // No client-side limit: a slow delivery thread must not make libnats drop messages.
+        _ = natsSubscription_SetPendingLimits(sub, -1, -1)
+        subscriptions[token] = sub
+        boxes[token] = box
+        return token
+    }
+
+    func unsubscribe(_ token: UInt64) {
+        guard let sub = subscriptions.removeValue(forKey: token) else { return }
+        _ = natsSubscription_Unsubscribe(sub)
+        natsSubscription_Destroy(sub)
+        // The box may still be read by a callback in flight: kept until close.
+    }
+
+    /// Publishes and destroys `msg`.
+    func publish(_ msg: OpaquePointer) -> natsStatus {
+        defer { natsMsg_Destroy(msg) }
+        return natsConnection_PublishMsg(connection, msg)
+    }
+
+    func flush(timeoutMs: Int64) -> Bool {
+        guard let c = connection else { return false }
+        return natsConnection_FlushTimeout(c, timeoutMs) == NATS_OK
+    }
+
+    func close() {
+        for (_, sub) in subscriptions { natsSubscription_Destroy(sub) }
+        subscriptions.removeAll()
+        if let c = connection {
+            natsConnection_Close(c)
+            natsConnection_Destroy(c)
+            connection = nil
+        }
+        for (_, b) in boxes { b.deinitialize(count: 1); b.deallocate() }
+        boxes.removeAll()
+    }
+}
+
+private func check(_ what: String, _ s: natsStatus) throws {
+    if s != NATS_OK { throw NatsError(what, s) }
+}

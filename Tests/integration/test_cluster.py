@@ -1,0 +1,177 @@
+"""Clustering on NATS: three Turnpike nodes on a real three-node NATS cluster (natscluster.py).
+Messages published on one node reach subscribers on the others exactly as on one node."""
+
+import time
+
+import pytest
+
+import rawmqtt as R
+from conftest import Broker, wait_until
+from natscluster import NatsCluster
+
+pytestmark = pytest.mark.turnpike_only
+
+V3, V5 = R.MQTT311, R.MQTT5
+
+
+@pytest.fixture(scope="module")
+def nats():
+    c = NatsCluster(3).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def nodes(nats, request):
+    """Three Turnpike nodes, node i connected to NATS server i first (all URLs given)."""
+    made = []
+    prefix = "t" + str(abs(hash(request.node.name)) % 10**8)      # each test its own subjects
+
+    def make(n: int = 3, **kw):
+        for i in range(n):
+            urls = nats.urls[i:] + nats.urls[:i]
+            toml = f'\n[cluster]\nnode_name = "node{i}"\nnats = [{", ".join(repr(u).replace(chr(39), chr(34)) for u in urls)}]\n' \
+                   f'subject_prefix = "{prefix}"\n'
+            b = Broker(extra_toml=toml, **kw).start()
+            made.append(b)
+        for b in made:
+            assert wait_until(lambda: "cluster: connected" in b.log_text() or "(connected to" in b.log_text(), 10), b.log_tail(40)
+        # Every node has seen the others' heartbeats.
+        for b in made:
+            assert wait_until(lambda: all(f"node node{j} is here" in b.log_text() for j in range(n) if made[j] is not b), 10), b.log_tail(40)
+        return made
+
+    yield make
+    for b in made:
+        b.stop()
+        b.cleanup()
+
+
+def settle():
+    """Interest crosses NATS routes asynchronously after SUBACK."""
+    time.sleep(0.5)
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_message_published_on_b_reaches_a_in_order_once(nodes, qos):
+    a, b, _ = nodes()
+    sub = R.RawClient(a.port, a.host, version=V5)
+    assert sub.connect("sub-a").rc == 0
+    assert sub.subscribe([("cars/+/telemetry", qos)]).codes == [qos]
+    settle()
+    pub = R.RawClient(b.port, b.host, version=V5)
+    assert pub.connect("car-b").rc == 0
+    for n in range(50):
+        pub.publish("cars/car-b/telemetry", f"{n}".encode(), qos=qos, pid=n + 1)
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 50 and time.monotonic() < deadline:
+        p = sub.try_recv(0.5)
+        if p is None:
+            continue
+        if p.type == R.PUBREL:
+            sub.send(R.pubcomp(p.pid, V5))
+            continue
+        assert p.type == R.PUBLISH
+        got.append(int(p.payload))
+        assert p.topic == "cars/car-b/telemetry" and p.qos == qos
+        if qos == 1:
+            sub.send(R.puback(p.pid, V5))
+        elif qos == 2:
+            sub.send(R.pubrec(p.pid, V5))
+    assert got == list(range(50))
+    while (p := sub.try_recv(0.5)) is not None:          # nothing twice
+        assert p.type == R.PUBREL, p
+        sub.send(R.pubcomp(p.pid, V5))
+    pub.close()
+    sub.close()
+
+
+def test_filters_behave_as_on_one_node(nodes):
+    """`+`, `#` (with its parent), `$` topics, and levels with '.', '*', '>', spaces, empty levels,
+    non-ASCII: every subscriber on A gets exactly what MQTT matching says, once (also the ones
+    matched by several of its filters)."""
+    a, b, c = nodes()
+    filters = ["a/#", "a/+", "+/b", "#", "a//+", "x.y/+", "$dlq/#", "sp ace/+"]
+    topics = ["a", "a/b", "a/b/c", "/b", "a//z", "x.y/*", "x.y/>", "$dlq/q", "sp ace/é", "a/", "b"]
+    subs = {}
+    for i, f in enumerate(filters):
+        s = R.RawClient(a.port, a.host, version=V5)
+        assert s.connect(f"s{i}").rc == 0
+        assert s.subscribe([(f, 0)]).codes == [0]
+        subs[f] = s
+    multi = R.RawClient(a.port, a.host, version=V5)               # overlapping filters, one client
+    assert multi.connect("multi").rc == 0
+    assert multi.subscribe([("a/#", 0), ("a/+", 0), ("#", 0)]).codes == [0, 0, 0]
+    settle()
+    pub = R.RawClient(b.port, b.host, version=V5)
+    assert pub.connect("pub").rc == 0
+    for t in topics:
+        pub.publish(t, t.encode(), qos=0)
+    time.sleep(1.0)
+
+    def matches(f, t):
+        fl, tl = f.split("/"), t.split("/")
+        if t.startswith("$") and fl[0] in ("+", "#"):
+            return False
+        for i, l in enumerate(fl):
+            if l == "#":
+                return len(tl) >= i
+            if i >= len(tl) or (l != "+" and l != tl[i]):
+                return False
+        return len(fl) == len(tl)
+
+    for f, s in subs.items():
+        got = []
+        while (p := s.try_recv(0.2)) is not None:
+            if p.type == R.PUBLISH:
+                got.append(p.topic)
+        assert sorted(got) == sorted(t for t in topics if matches(f, t)), f
+    got = []
+    while (p := multi.try_recv(0.2)) is not None:
+        if p.type == R.PUBLISH:
+            got.append(p.topic)
+    assert sorted(got) == sorted(t for t in topics if any(matches(f, t) for f in ("a/#", "a/+", "#"))), got
+
+
+def test_shared_group_across_nodes_gets_each_message_once(nodes):
+    a, b, c = nodes()
+    members = []
+    for node, name in ((a, "m-a"), (c, "m-c")):
+        s = R.RawClient(node.port, node.host, version=V5)
+        assert s.connect(name).rc == 0
+        assert s.subscribe([("$share/g/jobs/+", 1)]).codes == [1]
+        members.append(s)
+    settle()
+    pub = R.RawClient(b.port, b.host, version=V5)
+    assert pub.connect("dispatcher").rc == 0
+    for n in range(1000):
+        pub.send(R.publish("jobs/x", str(n).encode(), qos=1, pid=n % 60000 + 1, version=V5))
+    for _ in range(1000):
+        pub.expect(R.PUBACK, 10)
+    got = {0: [], 1: []}
+    deadline = time.monotonic() + 15
+    while sum(map(len, got.values())) < 1000 and time.monotonic() < deadline:
+        for i, s in enumerate(members):
+            p = s.try_recv(0.05)
+            if p is not None and p.type == R.PUBLISH:
+                got[i].append(int(p.payload))
+                s.send(R.puback(p.pid, V5))
+    everything = got[0] + got[1]
+    assert sorted(everything) == list(range(1000))          # each exactly once in the cluster
+    assert got[0] and got[1], (len(got[0]), len(got[1]))    # and both nodes' members served
+
+
+def test_cluster_figures_in_sys(nodes):
+    a, b = nodes(2)
+    s = R.RawClient(a.port, a.host, version=V5)
+    assert s.connect("sysreader").rc == 0
+    s.subscribe([("$SYS/broker/cluster/#", 0)])
+    got = {}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (got.get("nodes"), got.get("nodes/list")) != ("2", "node0,node1"):
+        p = s.try_recv(0.5)
+        if p is not None and p.type == R.PUBLISH:
+            got[p.topic.removeprefix("$SYS/broker/cluster/")] = p.payload.decode()
+    assert got["nodes"] == "2" and got["node"] == "node0" and got["nats/connected"] == "1", got
+    assert got["nodes/list"] == "node0,node1"
