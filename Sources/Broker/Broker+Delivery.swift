@@ -11,7 +11,9 @@ extension Broker {
     /// Routes a message published on `ctx`'s loop. Returns the number of sessions it went to.
     @discardableResult
     func publish(_ message: Message, from ctx: LoopContext, runRules: Bool = true, fromCluster: Bool = false) -> Int {
-        if message.retain {
+        // A retained message from another node reaches the retained store through the cluster's
+        // stream, in the order every node applies (applyClusterRetained).
+        if message.retain && !fromCluster {
             let n = retained.store(message)
             stats.retained.store(n, ordering: .relaxed)
             persistRetained(message, on: ctx)

@@ -67,9 +67,12 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private var plainSubs: [String: (token: UInt64, refs: Int)] = [:]
     private var queueSubs: [String: (token: UInt64, refs: Int)] = [:]
     private var lastHeartbeat: UInt64 = 0
+    /// The retained-message stream is set up (JetStream answered), or when it was last tried.
+    private var retainedReady = false
+    private var lastRetainedAttempt: UInt64 = 0
 
     // Read on the delivery thread, written on the cluster thread.
-    private enum Route { case plain, group(filter: String, name: String), heartbeat }
+    private enum Route { case plain, group(filter: String, name: String), heartbeat, retained }
     private let routes = Mutex<[UInt64: Route]>([:])
     private let seen = Mutex<[String: UInt64]>([:])   // node → last heartbeat (monotonic ms)
 
@@ -108,8 +111,9 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     /// cluster thread.
     public func start(initialInterest: [InterestChange]) throws {
         interest.withLock { $0 = initialInterest + $0 }
-        let heartbeats = try main.subscribe(settings.subjectPrefix + ".hb.*", queue: nil)
+        let heartbeats = main.reserveToken()
         routes.withLock { $0[heartbeats] = .heartbeat }
+        try main.subscribe(settings.subjectPrefix + ".hb.*", queue: nil, token: heartbeats)
         let box = Unmanaged.passRetained(self as AnyObject)
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { arg in
@@ -180,6 +184,10 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
                 lastHeartbeat = now
                 heartbeat(now: now)
             }
+            if !retainedReady, main.isConnected, now &- lastRetainedAttempt >= 2000 {
+                lastRetainedAttempt = now
+                setUpRetained()
+            }
         }
         publishInboxes()
     }
@@ -206,11 +214,13 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
 
     private func addPlain(_ subject: String) {
         if let s = plainSubs[subject] { plainSubs[subject] = (s.token, s.refs + 1); return }
+        let token = main.reserveToken()
+        routes.withLock { $0[token] = .plain }
         do {
-            let token = try main.subscribe(subject, queue: nil)
-            routes.withLock { $0[token] = .plain }
+            try main.subscribe(subject, queue: nil, token: token)
             plainSubs[subject] = (token, 1)
         } catch {
+            routes.withLock { $0[token] = nil }
             logger.error("cluster: \(error)")
         }
     }
@@ -236,11 +246,13 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private func addQueue(_ subject: String, filter: String, group: String) {
         let key = subject + " " + Self.queueName(filter: filter, group: group)
         if let s = queueSubs[key] { queueSubs[key] = (s.token, s.refs + 1); return }
+        let token = groups.reserveToken()
+        routes.withLock { $0[token] = .group(filter: filter, name: group) }
         do {
-            let token = try groups.subscribe(subject, queue: Self.queueName(filter: filter, group: group))
-            routes.withLock { $0[token] = .group(filter: filter, name: group) }
+            try groups.subscribe(subject, queue: Self.queueName(filter: filter, group: group), token: token)
             queueSubs[key] = (token, 1)
         } catch {
+            routes.withLock { $0[token] = nil }
             logger.error("cluster: \(error)")
         }
     }
@@ -267,6 +279,11 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
                     ClusterCounters.add(publishFailures)
                     continue
                 }
+                if m.retain, let copy = Envelope.make(m, subject: settings.subjectPrefix + ".r" + subject.dropFirst(settings.subjectPrefix.utf8.count),
+                                                      origin: "\(settings.nodeName)/\(epoch)/r", seq: seqs[i], now: now) {
+                    let rc = main.publish(copy)
+                    if rc != NATS_OK { logger.warning("cluster: retained message on \(m.topic) not stored for the other nodes: \(NatsError("publish", rc))") }
+                }
                 let rc = main.publish(msg)
                 if rc == NATS_OK { ClusterCounters.add(forwardedOut) } else {
                     ClusterCounters.add(publishFailures)
@@ -277,8 +294,33 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         }
     }
 
+    // MARK: Retained messages
+
+    /// Every retained message (and every clear) also goes to `<prefix>.r.…`, captured by a
+    /// JetStream stream that keeps the last one per subject, replicated `kv_replicas` times.
+    /// Each node reads the stream with an ordered consumer, last per subject first: at start it
+    /// gets every retained message of the cluster, then each change in the stream's order, its
+    /// own included, so every node's retained store converges on the same state.
+    private var retainedStream: String { settings.subjectPrefix.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined() + "_RETAINED" }
+
+    private func setUpRetained() {
+        do {
+            try main.ensureStream(name: retainedStream, subject: settings.subjectPrefix + ".r.>", replicas: settings.kvReplicas, perSubject: 1)
+            let token = main.reserveToken()
+            routes.withLock { $0[token] = .retained }
+            do { try main.subscribeLastPerSubject(settings.subjectPrefix + ".r.>", token: token) } catch {
+                routes.withLock { $0[token] = nil }
+                throw error
+            }
+            retainedReady = true
+            logger.info("cluster: retained messages shared through JetStream stream \(retainedStream) (\(settings.kvReplicas) replicas)")
+        } catch {
+            logger.error("cluster: retained messages not shared yet (retrying): \(error)")
+        }
+    }
+
     private func heartbeat(now: UInt64) {
-        let subject = settings.subjectPrefix + ".hb." + (Subjects.subject(forTopic: settings.nodeName, prefix: "x")?.dropFirst(4) ?? "node")
+        let subject = settings.subjectPrefix + ".hb." + settings.nodeName   // node names are single tokens
         var msg: OpaquePointer?
         guard natsMsg_Create(&msg, subject, nil, settings.nodeName, Int32(settings.nodeName.utf8.count)) == NATS_OK, let msg else { return }
         _ = main.publish(msg)
@@ -309,7 +351,9 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             return
         }
         let subject = String(cString: natsMsg_GetSubject(msg))
-        guard let topic = Subjects.topic(fromSubject: subject, prefix: settings.subjectPrefix),
+        let prefix: String
+        if case .retained = route { prefix = settings.subjectPrefix + ".r" } else { prefix = settings.subjectPrefix }
+        guard let topic = Subjects.topic(fromSubject: subject, prefix: prefix),
               let d = Envelope.decode(msg, topic: topic, now: monotonicMilliseconds(), wallSeconds: wallClockSeconds()) else {
             ClusterCounters.add(refused)
             return
@@ -327,6 +371,8 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         case .group(let filter, let name):
             ClusterCounters.add(forwardedIn)
             broker.receiveFromCluster(d.message, group: (filter, name))
+        case .retained:
+            broker.applyClusterRetained(d.message)
         case .heartbeat:
             break
         }

@@ -1,5 +1,6 @@
 import CNats
 import Glibc
+import Synchronization
 
 /// A libnats error: the status text and libnats's last error message.
 public struct NatsError: Error, CustomStringConvertible {
@@ -31,7 +32,8 @@ final class NatsClient: @unchecked Sendable {
     private weak var delegate: NatsClientDelegate?
     /// Subscription tokens, so a message names which subscription it came through.
     private var subscriptions: [UInt64: OpaquePointer] = [:]
-    private var nextToken: UInt64 = 1
+    /// Unique across every client of the process (their owners share one route table).
+    private static let nextToken = Atomic<UInt64>(1)
     private var boxes: [UInt64: UnsafeMutablePointer<SubscriptionBox>] = [:]
 
     struct SubscriptionBox {
@@ -109,10 +111,14 @@ final class NatsClient: @unchecked Sendable {
         return String(cString: buf)
     }
 
-    /// Subscribes (in a queue group when `queue` is set); returns the token messages carry.
-    func subscribe(_ subject: String, queue: String?) throws -> UInt64 {
-        let token = nextToken
-        nextToken += 1
+    /// A token for the next subscription: the owner registers what it means before
+    /// subscribing, so that no message arrives with a token it does not know yet.
+    func reserveToken() -> UInt64 {
+        Self.nextToken.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    /// Subscribes (in a queue group when `queue` is set); messages carry `token`.
+    func subscribe(_ subject: String, queue: String?, token: UInt64) throws {
         let box = UnsafeMutablePointer<SubscriptionBox>.allocate(capacity: 1)
         box.initialize(to: SubscriptionBox(client: Unmanaged.passUnretained(self), token: token))
         var sub: OpaquePointer?
@@ -132,7 +138,74 @@ final class NatsClient: @unchecked Sendable {
         _ = natsSubscription_SetPendingLimits(sub, -1, -1)
         subscriptions[token] = sub
         boxes[token] = box
-        return token
+    }
+
+    // MARK: JetStream
+
+    private var js: OpaquePointer?
+
+    private func jetStream() throws -> OpaquePointer {
+        if let js { return js }
+        var opts = jsOptions()
+        jsOptions_Init(&opts)
+        opts.Wait = 3000
+        var ctx: OpaquePointer?
+        try check("JetStream", natsConnection_JetStream(&ctx, connection, &opts))
+        js = ctx
+        return ctx!
+    }
+
+    /// Creates the stream (file storage, `replicas`, at most `perSubject` messages per subject),
+    /// or leaves it as it is when it exists.
+    func ensureStream(name: String, subject: String, replicas: Int, perSubject: Int64) throws {
+        let js = try jetStream()
+        var cfg = jsStreamConfig()
+        jsStreamConfig_Init(&cfg)
+        var subjects: [UnsafePointer<CChar>?] = [UnsafePointer(strdup(subject))]
+        defer { free(UnsafeMutablePointer(mutating: subjects[0])) }
+        var err = jsErrCode(0)
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        let rc = name.withCString { n in
+            subjects.withUnsafeMutableBufferPointer { subs in
+                cfg.Name = n
+                cfg.Subjects = subs.baseAddress
+                cfg.SubjectsLen = 1
+                cfg.MaxMsgsPerSubject = perSubject
+                cfg.Replicas = Int64(replicas)
+                cfg.Storage = js_FileStorage
+                return js_AddStream(&info, js, &cfg, nil, &err)
+            }
+        }
+        if let info { jsStreamInfo_Destroy(info) }
+        if rc == NATS_OK || err == JSStreamNameExistErr { return }
+        throw NatsError("stream \(name)", rc)
+    }
+
+    /// An ordered consumer of `subject`: first the last message of every subject, then each new
+    /// one, in stream order; its messages carry `token`.
+    func subscribeLastPerSubject(_ subject: String, token: UInt64) throws {
+        let js = try jetStream()
+        let box = UnsafeMutablePointer<SubscriptionBox>.allocate(capacity: 1)
+        box.initialize(to: SubscriptionBox(client: Unmanaged.passUnretained(self), token: token))
+        var so = jsSubOptions()
+        jsSubOptions_Init(&so)
+        so.Ordered = true
+        so.Config.DeliverPolicy = js_DeliverLastPerSubject
+        var sub: OpaquePointer?
+        var err = jsErrCode(0)
+        let handler: natsMsgHandler = { _, _, msg, closure in
+            let b = closure!.assumingMemoryBound(to: SubscriptionBox.self).pointee
+            guard let msg else { return }
+            if let d = b.client.takeUnretainedValue().delegate { d.natsMessage(msg, subscription: b.token) }
+            natsMsg_Destroy(msg)
+        }
+        let rc = js_Subscribe(&sub, js, subject, handler, box, nil, &so, &err)
+        guard rc == NATS_OK, let sub else {
+            box.deinitialize(count: 1); box.deallocate()
+            throw NatsError("JetStream subscribe \(subject)", rc)
+        }
+        subscriptions[token] = sub
+        boxes[token] = box
     }
 
     func unsubscribe(_ token: UInt64) {
@@ -156,6 +229,7 @@ final class NatsClient: @unchecked Sendable {
     func close() {
         for (_, sub) in subscriptions { natsSubscription_Destroy(sub) }
         subscriptions.removeAll()
+        if let js { jsCtx_Destroy(js); self.js = nil }
         if let c = connection {
             natsConnection_Close(c)
             natsConnection_Destroy(c)

@@ -175,3 +175,58 @@ def test_cluster_figures_in_sys(nodes):
             got[p.topic.removeprefix("$SYS/broker/cluster/")] = p.payload.decode()
     assert got["nodes"] == "2" and got["node"] == "node0" and got["nats/connected"] == "1", got
     assert got["nodes/list"] == "node0,node1"
+
+
+def retained_on(node, topic_filter, cid, wait=1.0):
+    s = R.RawClient(node.port, node.host, version=V5)
+    assert s.connect(cid).rc == 0
+    s.subscribe([(topic_filter, 0)])
+    got = {}
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        p = s.try_recv(0.1)
+        if p is not None and p.type == R.PUBLISH:
+            assert p.retain
+            got[p.topic] = p.payload
+    s.close()
+    return got
+
+
+def test_retained_message_set_on_a_reaches_a_new_subscriber_on_c(nodes):
+    a, b, c = nodes()
+    assert wait_until(lambda: all("retained messages shared through JetStream" in n.log_text() for n in (a, b, c)), 15)
+    p = R.RawClient(a.port, a.host, version=V5)
+    assert p.connect("car-r").rc == 0
+    p.publish("cars/car-r/state", b"parked", qos=1, retain=True)
+    p.publish("cars/car-q/state", b"driving", qos=1, retain=True)
+    assert wait_until(lambda: retained_on(c, "cars/+/state", "late-c", 0.3) == {"cars/car-r/state": b"parked", "cars/car-q/state": b"driving"}, 10)
+    # Cleared on B: gone on C too; replaced on C: seen on A.
+    q = R.RawClient(b.port, b.host, version=V5)
+    assert q.connect("clearer").rc == 0
+    q.publish("cars/car-q/state", b"", qos=1, retain=True)
+    r = R.RawClient(c.port, c.host, version=V5)
+    assert r.connect("replacer").rc == 0
+    r.publish("cars/car-r/state", b"charging", qos=1, retain=True)
+    assert wait_until(lambda: retained_on(a, "cars/+/state", "late-a", 0.3) == {"cars/car-r/state": b"charging"}, 10)
+    assert wait_until(lambda: retained_on(c, "cars/+/state", "late-c2", 0.3) == {"cars/car-r/state": b"charging"}, 10)
+
+
+def test_a_node_that_joins_later_gets_the_retained_messages(nats, nodes):
+    a, b = nodes(2)
+    assert wait_until(lambda: "retained messages shared through JetStream" in a.log_text(), 15)
+    p = R.RawClient(a.port, a.host, version=V5)
+    assert p.connect("car-j").rc == 0
+    for n in range(20):
+        p.publish(f"fleet/{n}/config", f"v{n}".encode(), qos=1, retain=True)
+    prefix_line = next(l for l in a.log_text().splitlines() if "JetStream stream" in l)
+    stream = prefix_line.split("JetStream stream ")[1].split(" ")[0]
+    prefix = stream.removesuffix("_RETAINED").lower()
+    toml = f'\n[cluster]\nnode_name = "node9"\nnats = ["{nats.urls[2]}"]\nsubject_prefix = "{prefix}"\n'
+    c = Broker(extra_toml=toml).start()
+    try:
+        assert wait_until(lambda: len(retained_on(c, "fleet/+/config", "joiner", 0.3)) == 20, 15), \
+            "\n".join(l for l in c.log_text().splitlines() if "clientid=" not in l)[-3000:]
+        assert retained_on(c, "fleet/+/config", "joiner2", 0.3) == {f"fleet/{n}/config": f"v{n}".encode() for n in range(20)}
+    finally:
+        c.stop()
+        c.cleanup()

@@ -41,6 +41,17 @@ extension Broker {
         ctx.fromCluster.send(RemoteMessage(message: message, group: group))
     }
 
+    /// The cluster's retained state for one topic (a message, or a clear with an empty
+    /// payload), in the order the cluster agreed on: stored here and on disk, delivered to no one.
+    public func applyClusterRetained(_ message: Message) {
+        let ctx = contexts[0]
+        ctx.loop.execute { [unowned self] in
+            let n = self.retained.store(message)
+            self.stats.retained.store(n, ordering: .relaxed)
+            self.persistRetained(message, on: ctx)
+        }
+    }
+
     func deliverFromCluster(_ r: RemoteMessage, on ctx: LoopContext) {
         guard let (filter, name) = r.group else {
             publish(r.message, from: ctx, runRules: false, fromCluster: true)
