@@ -54,6 +54,7 @@ extension Broker {
         }
         ctx.matches.removeAll(keepingCapacity: true)
         if runRules {
+            if count == 0 { ctx.counters.droppedNoSubscribers &+= 1 }
             if count == 0 { fireMessageEvent(.messageDropped, message, to: nil, reason: "no_subscribers", on: ctx) }
             self.runRules(for: message, on: ctx)
         }
@@ -75,6 +76,7 @@ extension Broker {
     func enqueue(_ d: Delivery, on ctx: LoopContext) {
         let s = d.session
         guard !s.isDead, !d.message.isExpired(now: ctx.loop.now) else {
+            if !s.isDead { ctx.counters.droppedExpired &+= 1 }
             forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)
             return
         }
@@ -82,6 +84,7 @@ extension Broker {
         if d.qos == .atMostOnce {
             guard let c else { return } // QoS 0 is not kept for offline sessions
             if c.pendingOutputBytes > 8 * 1024 * 1024 {
+                ctx.counters.droppedClientSlow &+= 1
                 drop(d, reason: "client is not reading (8 MiB pending)")
                 return
             }
@@ -96,6 +99,7 @@ extension Broker {
         }
         if s.queue.count >= configuration.limits.maxQueuedMessages {
             forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)
+            ctx.counters.droppedQueueFull &+= 1
             drop(d, reason: "queue full (max_queued_messages \(configuration.limits.maxQueuedMessages))")
             return
         }
@@ -150,6 +154,7 @@ extension Broker {
         while s.inflight.count < window(c), let q = s.queue.popFirst() {
             stats.messagesStored.wrappingAdd(-1, ordering: .relaxed)
             if q.message.isExpired(now: now) {
+                c.context.counters.droppedExpired &+= 1
                 forgetDelivery(s, seq: q.storeSeq, message: q.message, on: c.context)
                 continue
             }

@@ -76,12 +76,15 @@ extension Broker {
         }
     }
 
-    /// True when `[bans]` names this client id or user name.
-    func isBanned(clientId: String, username: String?) -> Bool {
+    /// What bans this client id, user name or peer address: `[bans]` or a ban added through
+    /// the admin API; nil when nothing does.
+    func banReason(clientId: String, username: String?, peer: String) -> String? {
         let b = configuration.bans
-        if b.clientIds.contains(clientId) { return true }
-        if let username, b.usernames.contains(username) { return true }
-        return false
+        if b.clientIds.contains(clientId) { return "client id '\(clientId)' is banned" }
+        if let username, b.usernames.contains(username) { return "user name '\(username)' is banned" }
+        guard let ban = runtimeBans.match(clientId: clientId, username: username, host: peerHost(peer),
+                                          now: wallClockSeconds()) else { return nil }
+        return "\(ban.kind.rawValue) '\(ban.who)' is banned" + (ban.reason.isEmpty ? "" : " (\(ban.reason))")
     }
 
     /// True at most once per 10 s per slot, across loops: for log lines a storm would repeat.

@@ -45,6 +45,10 @@ public final class Broker: @unchecked Sendable {
     let flapping = Mutex(FlappingTracker())
     /// When a banned client id or user name was last logged (at most every 10 s).
     let lastBanLog = Atomic<UInt64>(0)
+    /// Bans added through the admin API (Admin/BanList.swift).
+    let runtimeBans = BanList()
+    /// Rules disabled through the admin API, by name; kept across rule reloads.
+    let disabledRules = Mutex<Set<String>>([])
     public static let version = "0.1.0"
 
     /// Opens the store in `dataDirectory/store` (unless durability is "none"): a damaged store
@@ -101,7 +105,8 @@ public final class Broker: @unchecked Sendable {
             for lc in configuration.listeners {
                 let tls = try lc.tls.map { try TLSContext(server: $0) }
                 let (fd, port) = try Socket.listen(host: lc.bind, port: lc.port)
-                let l = Listener(fd: fd, configuration: lc, tls: tls, broker: self, context: contexts[0])
+                let l = Listener(fd: fd, name: "\(tls == nil ? "tcp" : "ssl"):\(port)", configuration: lc, tls: tls,
+                                 broker: self, context: contexts[0])
                 listeners.append(l)
                 try contexts[0].loop.register(fd: fd, handler: l)
                 ports.append(port)
@@ -235,6 +240,8 @@ public final class Broker: @unchecked Sendable {
 /// A listening socket, on loop 0.
 final class Listener: EventHandler, @unchecked Sendable {
     let fd: Int32
+    /// "tcp:1883", "ssl:8883": the `listener` label of the metrics and the admin API.
+    let name: String
     let configuration: BrokerConfiguration.ListenerConfiguration
     /// Replaced on a TLS reload (on loop 0, where accepts happen).
     var tls: TLSContext?
@@ -254,8 +261,8 @@ final class Listener: EventHandler, @unchecked Sendable {
     private var bannedSinceLog = 0
     private let bannedNetworks: [IPNetwork]
 
-    init(fd: Int32, configuration: BrokerConfiguration.ListenerConfiguration, tls: TLSContext?, broker: Broker, context: LoopContext) {
-        self.fd = fd; self.configuration = configuration; self.tls = tls; self.broker = broker; self.context = context
+    init(fd: Int32, name: String, configuration: BrokerConfiguration.ListenerConfiguration, tls: TLSContext?, broker: Broker, context: LoopContext) {
+        self.fd = fd; self.name = name; self.configuration = configuration; self.tls = tls; self.broker = broker; self.context = context
         let rate = configuration.acceptRate ?? broker.configuration.limits.acceptRate
         if rate > 0 { acceptBucket = TokenBucket(rate: rate, now: context.loop.now) }
         bannedNetworks = broker.configuration.bans.networks

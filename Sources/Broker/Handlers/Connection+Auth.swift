@@ -25,6 +25,7 @@ extension Connection {
         let config = broker.configuration.auth
         switch decision {
         case .refuse(let code, let why):
+            context.counters.authFailures &+= 1
             refuseConnect(code, why)
             return false
         case .accept(let username, let claims):
