@@ -205,9 +205,12 @@ struct ConfigFile {
             case "bridges":
                 bridges = try loadBridges(section, path: path)   // ConfigFile+Bridges.swift
                 continue
+            case "admin":
+                admin = try loadAdmin(section, path: path, text: text)   // ConfigFile+Admin.swift
+                continue
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage], [bridges.*] or [[listeners]])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage], [bridges.*], [admin] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {
