@@ -54,7 +54,8 @@ extension Broker {
         }
         ctx.matches.removeAll(keepingCapacity: true)
         if runRules {
-            if count == 0 { ctx.counters.droppedNoSubscribers &+= 1 }
+            // The broker's own $SYS topics are not counted: nobody subscribing to them is normal.
+            if count == 0, !message.topic.utf8.starts(with: Broker.sysPrefix) { ctx.counters.droppedNoSubscribers &+= 1 }
             if count == 0 { fireMessageEvent(.messageDropped, message, to: nil, reason: "no_subscribers", on: ctx) }
             self.runRules(for: message, on: ctx)
         }

@@ -30,8 +30,8 @@ extension Broker {
     /// The active rules (any thread).
     public var activeRules: RuleSet { currentRules.withLock { $0 } }
 
-    /// Enables or disables the rule named `name` on every loop, keeping its metrics. Returns
-    /// false when no active rule has that name.
+    /// Enables or disables the rule named `name` on every loop, keeping its metrics, and returns
+    /// once the loops have the change (or after 1 s). False when no active rule has that name.
     public func setRuleEnabled(_ name: String, _ on: Bool) -> Bool {
         let set: RuleSet? = currentRules.withLock { current in
             guard current.rules.contains(where: { $0.name == name }) else { return nil }
@@ -45,6 +45,8 @@ extension Broker {
             return fresh
         }
         guard set != nil else { return false }
+        // Each loop runs its tasks in order: once it answers this, it has the new set.
+        _ = askLoops(timeoutMilliseconds: 1000) { _ in true }
         logger.info("rules: \(name) \(on ? "enabled" : "disabled") through the admin API")
         return true
     }
