@@ -41,6 +41,9 @@ public final class AdminServer: @unchecked Sendable {
             throw Error(description: "admin: \(error)")
         }
         let scheme = pem == nil ? "http" : "https"
+        if pem == nil, !["127.0.0.1", "::1", "localhost"].contains(configuration.bind) {
+            logger.warning("admin: \(configuration.bind):\(port) is plain HTTP beyond loopback: API keys and tokens cross the network in clear text (set certfile and keyfile in [admin])")
+        }
         let auth = configuration.apiKeys.isEmpty && configuration.tokens.isEmpty
             ? "no API key or token is configured, so only the public routes answer"
             : "\(configuration.apiKeys.count) API key(s), \(configuration.tokens.count) token(s)"
