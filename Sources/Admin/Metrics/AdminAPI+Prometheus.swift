@@ -8,7 +8,7 @@ import Broker
 extension AdminAPI {
     func prometheus() -> HTTPResponse {
         var p = PrometheusText()
-        let reports = broker.loopReports(timeoutMilliseconds: Self.loopTimeoutMilliseconds)
+        let reports = broker.loopReports(timeoutMilliseconds: Self.loopTimeoutMilliseconds, takesLag: true)
         let answered = reports.compactMap { $0 }
         let c = answered.reduce(LoopCounters()) { $0 + $1.counters }
         let s = broker.stats

@@ -151,8 +151,9 @@ extension Broker {
         sessions.update { Array($0.values) }
     }
 
-    /// Each loop's counters, connections, inflight and queued totals and lag.
-    public func loopReports(timeoutMilliseconds: Int = 1000) -> [LoopReport?] {
+    /// Each loop's counters, connections, inflight and queued totals and lag. Only the metrics
+    /// scrape `takesLag` (which starts a new lag period); other readers get 0 for it.
+    public func loopReports(timeoutMilliseconds: Int = 1000, takesLag: Bool = false) -> [LoopReport?] {
         let owned = Dictionary(grouping: sessionSnapshot(), by: { $0.owner })
         return askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx in
             var groups: [ConnectionGroup: Int] = [:]
@@ -166,7 +167,7 @@ extension Broker {
             }
             return LoopReport(loop: ctx.loop.index, counters: ctx.counters, connections: groups,
                               inflight: inflight, queued: queued,
-                              longestIterationMilliseconds: ctx.loop.takeLongestIterationForMetrics())
+                              longestIterationMilliseconds: takesLag ? ctx.loop.takeLongestIterationForMetrics() : 0)
         }
     }
 

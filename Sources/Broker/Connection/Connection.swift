@@ -477,6 +477,7 @@ final class Connection: EventHandler, FlushTarget {
             let before = output.pendingBytes
             if let tls { _ = flushTLS(tls) } else { _ = output.flush(to: fd) }
             BrokerStats.add(broker.stats.bytesSent, before - output.pendingBytes)
+            sentBytes &+= before - output.pendingBytes
         }
         if let tls, tls.isHandshakeComplete { tls.shutdown() }
         if let t = keepAliveTimer { loop.cancel(t) }
