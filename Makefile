@@ -41,7 +41,8 @@ clean:
 	rm -rf .build
 
 ## fuzz: libFuzzer + ASan for FUZZ_SECONDS (default 60) on FUZZ_TARGET: codec (the MQTT decoder,
-## default), record (the storage record reader) or stored (the broker's stored records)
+## default), record (the storage record reader), stored (the broker's stored records) or admin
+## (the admin listener's request targets and routing)
 fuzz: deps
 	fuzz/run.sh $(or $(FUZZ_SECONDS),60) $(or $(FUZZ_TARGET),codec)
 

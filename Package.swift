@@ -40,6 +40,10 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]),
@@ -77,10 +81,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: loopConfined),
+        // The admin listener: its HTTP threads are libmicrohttpd's, and it reaches the broker's
+        // loop-confined state only through the loops' `execute` (Swift 5 mode, as above).
+        .target(
+            name: "Admin",
+            dependencies: [
+                "Broker", "EventLoop", "MQTTCodec", "RuleEngine", "CMicroHTTPD",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: loopConfined),
         .executableTarget(
             name: "turnpike",
             dependencies: [
-                "Broker", "Bridges", "Cluster", "EventLoop", "MQTTCodec", "RuleEngine", "Storage",
+                "Admin", "Broker", "Bridges", "Cluster", "EventLoop", "MQTTCodec", "RuleEngine", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -104,6 +117,7 @@ let package = Package(
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),
         .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: loopConfined),
+        .testTarget(name: "AdminTests", dependencies: ["Admin", "Broker"], swiftSettings: loopConfined),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "MQTTCodec", "EventLoop", "COpenSSL", "Storage"], swiftSettings: loopConfined),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"], swiftSettings: loopConfined),
     ]

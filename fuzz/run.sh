@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds a decoder with libFuzzer + AddressSanitizer and fuzzes it.
-#   fuzz/run.sh [seconds] [codec|record|stored]   (default 60 s, codec: the MQTT decoder; record:
-#       the storage RecordReader; stored: the broker's session, delivery, message, bridge and will records.
+#   fuzz/run.sh [seconds] [codec|record|stored|admin]   (default 60 s, codec: the MQTT decoder; record:
+#       the storage RecordReader; stored: the broker's session, delivery, message, bridge and will
+#       records; admin: the admin listener's request targets, query parameters and routing.
 #       Each target's corpus grows in fuzz/corpus (codec) or fuzz/corpus-<target>; crashes land in fuzz/)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -45,8 +46,19 @@ stored)
         ../Sources/Broker/Persistence/Records.swift StoredRecordFuzz.swift -o "$out/stored-fuzz"
     "$out/stored-fuzz" -max_total_time="$seconds" -max_len=4096 corpus-stored
     ;;
+admin)
+    # The admin listener's own parsing (libmicrohttpd parses HTTP): no C library needed.
+    mkdir -p corpus-admin
+    swiftc "${flags[@]}" \
+        -module-name AdminTargetFuzzed -emit-module -emit-module-path "$out/AdminTargetFuzzed.swiftmodule" \
+        -emit-library -static -o "$out/libAdminTargetFuzzed.a" \
+        ../Sources/Admin/Routing/RequestTarget.swift ../Sources/Admin/Routing/Router.swift
+    swiftc "${flags[@]}" -I "$out" -L "$out" -lAdminTargetFuzzed \
+        AdminTargetFuzz.swift -o "$out/admin-fuzz"
+    "$out/admin-fuzz" -max_total_time="$seconds" -max_len=1024 corpus-admin
+    ;;
 *)
-    echo "usage: fuzz/run.sh [seconds] [codec|record|stored]" >&2
+    echo "usage: fuzz/run.sh [seconds] [codec|record|stored|admin]" >&2
     exit 2
     ;;
 esac

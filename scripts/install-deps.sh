@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libnats-dev)
+packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libmicrohttpd-dev libnats-dev)
 if [ "${1:-}" = test ]; then
     packages+=(mosquitto mosquitto-clients python3-venv kcat postgresql-15 nats-server)
 fi

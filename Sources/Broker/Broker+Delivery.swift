@@ -58,6 +58,8 @@ extension Broker {
         ctx.matches.removeAll(keepingCapacity: true)
         if !fromCluster, let cluster { cluster.forward(message, fromLoop: ctx.loop.index) }
         if runRules {
+            // The broker's own $SYS topics are not counted: nobody subscribing to them is normal.
+            if count == 0, !message.topic.utf8.starts(with: Broker.sysPrefix) { ctx.counters.droppedNoSubscribers &+= 1 }
             if count == 0 { fireMessageEvent(.messageDropped, message, to: nil, reason: "no_subscribers", on: ctx) }
             self.runRules(for: message, on: ctx)
         }
@@ -79,6 +81,7 @@ extension Broker {
     func enqueue(_ d: Delivery, on ctx: LoopContext) {
         let s = d.session
         guard !s.isDead, !d.message.isExpired(now: ctx.loop.now) else {
+            if !s.isDead { ctx.counters.droppedExpired &+= 1 }
             forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)
             return
         }
@@ -86,6 +89,7 @@ extension Broker {
         if d.qos == .atMostOnce {
             guard let c else { return } // QoS 0 is not kept for offline sessions
             if c.pendingOutputBytes > 8 * 1024 * 1024 {
+                ctx.counters.droppedClientSlow &+= 1
                 drop(d, reason: "client is not reading (8 MiB pending)")
                 return
             }
@@ -101,6 +105,7 @@ extension Broker {
         let maxQueued = ctx.settings.limits.maxQueuedMessages
         if s.queue.count >= maxQueued {
             forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)
+            ctx.counters.droppedQueueFull &+= 1
             drop(d, reason: "queue full (max_queued_messages \(maxQueued))")
             return
         }
@@ -157,6 +162,7 @@ extension Broker {
         while s.inflight.count < window(c), let q = s.queue.popFirst() {
             stats.messagesStored.wrappingAdd(-1, ordering: .relaxed)
             if q.message.isExpired(now: now) {
+                c.context.counters.droppedExpired &+= 1
                 forgetDelivery(s, seq: q.storeSeq, message: q.message, on: c.context)
                 continue
             }

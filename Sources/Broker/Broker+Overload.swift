@@ -75,11 +75,14 @@ extension Broker {
         }
     }
 
-    /// True when `[bans]` names this client id or user name.
-    func isBanned(clientId: String, username: String?, bans b: BrokerConfiguration.Bans) -> Bool {
-        if b.clientIds.contains(clientId) { return true }
-        if let username, b.usernames.contains(username) { return true }
-        return false
+    /// What bans this client id, user name or peer address: `[bans]` (as the loop's settings
+    /// have it: a reload changes it) or a ban added through the admin API; nil when nothing does.
+    func banReason(clientId: String, username: String?, peer: String, bans b: BrokerConfiguration.Bans) -> String? {
+        if b.clientIds.contains(clientId) { return "client id '\(clientId)' is banned" }
+        if let username, b.usernames.contains(username) { return "user name '\(username)' is banned" }
+        guard let ban = runtimeBans.match(clientId: clientId, username: username, host: peerHost(peer),
+                                          now: wallClockSeconds()) else { return nil }
+        return "\(ban.kind.rawValue) '\(ban.who)' is banned" + (ban.reason.isEmpty ? "" : " (\(ban.reason))")
     }
 
     /// True at most once per 10 s per slot, across loops: for log lines a storm would repeat.

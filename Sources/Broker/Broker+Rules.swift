@@ -11,12 +11,45 @@ import Storage
 
 extension Broker {
     /// Installs a new rule set on every loop (each swaps it in between two messages).
-    public func replaceRules(_ set: RuleSet) {
-        currentRules.withLock { $0 = set }
-        for ctx in contexts {
-            ctx.loop.execute { ctx.rules = set }
-        }
+    /// Rules the admin API disabled stay disabled; metrics start from zero, one slot per loop.
+    public func replaceRules(_ given: RuleSet) {
+        let disabled = disabledRules.withLock { $0 }
+        let set = RuleSet(rules: given.rules, loops: contexts.count).with(disabled: disabled)
+        install(set)
         logger.info("rules: \(set.rules.count) active\(set.rules.isEmpty ? "" : " (" + set.rules.map(\.name).joined(separator: ", ") + ")")")
+    }
+
+    /// Hands the loops their copy while holding the lock, so that a reload and an API change
+    /// racing each other reach every loop in the same order.
+    private func install(_ set: RuleSet) {
+        currentRules.withLock {
+            $0 = set
+            for ctx in contexts { ctx.loop.execute { ctx.rules = set } }
+        }
+    }
+
+    /// The active rules (any thread).
+    public var activeRules: RuleSet { currentRules.withLock { $0 } }
+
+    /// Enables or disables the rule named `name` on every loop, keeping its metrics, and returns
+    /// once the loops have the change (or after 1 s). False when no active rule has that name.
+    public func setRuleEnabled(_ name: String, _ on: Bool) -> Bool {
+        let set: RuleSet? = currentRules.withLock { current in
+            guard current.rules.contains(where: { $0.name == name }) else { return nil }
+            let disabled = disabledRules.withLock { d -> Set<String> in
+                if on { d.remove(name) } else { d.insert(name) }
+                return d
+            }
+            let fresh = current.with(disabled: disabled)
+            current = fresh
+            for ctx in contexts { ctx.loop.execute { ctx.rules = fresh } }
+            return fresh
+        }
+        guard set != nil else { return false }
+        // Each loop runs its tasks in order: once it answers this, it has the new set.
+        _ = askLoops(timeoutMilliseconds: 1000) { _ in true }
+        logger.info("rules: \(name) \(on ? "enabled" : "disabled") through the admin API")
+        return true
     }
 
     /// Runs the rules matching a published message.
@@ -65,13 +98,14 @@ extension Broker {
     private func evaluate(_ set: RuleSet, rule i: Int, _ ec: EvaluationContext, on ctx: LoopContext, original: Message?) {
         let rule = set.rules[i]
         let m = set.metrics[i]
-        RuleMetrics.bump(m.matched)
+        let loop = ctx.loop.index
+        m.bump(.matched, loop: loop)
         let rows: [Value]
         do {
             rows = try rule.evaluate(ec)
         } catch {
-            RuleMetrics.bump(m.failed)
-            RuleMetrics.bump(m.failedException)
+            m.bump(.failed, loop: loop)
+            m.bump(.failedException, loop: loop)
             logger.debug("rule \(rule.name): \(error)")
             if let original, configuration.rules.deadLetter {
                 deadLetter(original, rule: rule.name, error: "\(error)", on: ctx)
@@ -79,18 +113,18 @@ extension Broker {
             return
         }
         if rows.isEmpty {
-            RuleMetrics.bump(m.failed)
-            RuleMetrics.bump(m.failedNoResult)
+            m.bump(.failed, loop: loop)
+            m.bump(.failedNoResult, loop: loop)
             return
         }
-        RuleMetrics.bump(m.passed)
+        m.bump(.passed, loop: loop)
         for row in rows {
             for action in rule.actions {
-                RuleMetrics.bump(m.actionsTotal)
+                m.bump(.actionsTotal, loop: loop)
                 if run(action, row: row, rule: rule, on: ctx, original: original) {
-                    RuleMetrics.bump(m.actionsSuccess)
+                    m.bump(.actionsSuccess, loop: loop)
                 } else {
-                    RuleMetrics.bump(m.actionsFailed)
+                    m.bump(.actionsFailed, loop: loop)
                 }
             }
         }

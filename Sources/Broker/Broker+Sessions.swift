@@ -128,6 +128,7 @@ extension Broker {
         let ctx = connection.context
         if session.connection === connection { session.connection = nil }
         session.setConnected(false)
+        session.disconnectedAt = Int64(wallClockMicroseconds() / 1000)
         if session.isDead { return }
         if publishWill, let will = connection.will {
             let delay = will.properties.willDelayInterval ?? 0

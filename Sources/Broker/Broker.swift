@@ -31,6 +31,9 @@ public final class Broker: @unchecked Sendable {
     public private(set) var recovered = RecoverySummary()
     private var listeners: [Listener] = []
     private let settingsGeneration = Atomic<UInt64>(0)
+    private let latestSettings: Mutex<LiveSettings>
+    /// The settings as the last reload left them (any thread; the loops read their own copy).
+    public var settings: LiveSettings { latestSettings.withLock { $0 } }
     private let idCounter = Atomic<Int>(0)
     let startedAt = monotonicMilliseconds()
     /// The active rules, for `$SYS/rules/…` (each loop holds its own reference for evaluation).
@@ -48,6 +51,10 @@ public final class Broker: @unchecked Sendable {
     let flapping = Mutex(FlappingTracker())
     /// When a banned client id or user name was last logged (at most every 10 s).
     let lastBanLog = Atomic<UInt64>(0)
+    /// Bans added through the admin API (Admin/BanList.swift).
+    let runtimeBans = BanList()
+    /// Rules disabled through the admin API, by name; kept across rule reloads.
+    let disabledRules = Mutex<Set<String>>([])
     public static let version = "0.1.0"
 
     /// Opens the store in `dataDirectory/store` (unless durability is "none"): a damaged store
@@ -83,6 +90,7 @@ public final class Broker: @unchecked Sendable {
         }
         self.group = try EventLoopGroup(threads: configuration.threads)
         let settings = LiveSettings(configuration, generation: 0)
+        latestSettings = Mutex(settings)
         for loop in group.loops {
             let ctx = LoopContext(loop: loop, broker: self, loopCount: group.loops.count, settings: settings)
             ctx.deliveries = Mailbox(loop: loop) { [unowned ctx] d in ctx.broker.deliverLocally(d, on: ctx) }
@@ -129,7 +137,8 @@ public final class Broker: @unchecked Sendable {
             for lc in configuration.listeners {
                 let tls = try lc.tls.map { try TLSContext(server: $0) }
                 let (fd, port) = try Socket.listen(host: lc.bind, port: lc.port)
-                let l = Listener(fd: fd, configuration: lc, tls: tls, broker: self, context: contexts[0])
+                let l = Listener(fd: fd, name: "\(tls == nil ? "tcp" : "ssl"):\(port)", configuration: lc, tls: tls,
+                                 broker: self, context: contexts[0])
                 listeners.append(l)
                 try contexts[0].loop.register(fd: fd, handler: l)
                 ports.append(port)
@@ -197,6 +206,7 @@ public final class Broker: @unchecked Sendable {
     @discardableResult
     public func applySettings(_ c: BrokerConfiguration) -> [String] {
         let settings = LiveSettings(c, generation: settingsGeneration.wrappingAdd(1, ordering: .relaxed).newValue)
+        latestSettings.withLock { $0 = settings }
         for ctx in contexts {
             ctx.loop.execute { ctx.settings = settings }
         }
@@ -289,6 +299,8 @@ public final class Broker: @unchecked Sendable {
 /// A listening socket, on loop 0.
 final class Listener: EventHandler, @unchecked Sendable {
     let fd: Int32
+    /// "tcp:1883", "ssl:8883": the `listener` label of the metrics and the admin API.
+    let name: String
     let configuration: BrokerConfiguration.ListenerConfiguration
     /// Replaced on a TLS reload (on loop 0, where accepts happen).
     var tls: TLSContext?
@@ -309,8 +321,8 @@ final class Listener: EventHandler, @unchecked Sendable {
     /// `[bans] cidrs`, checked at accept on the listener's loop (replaced there on reload).
     var bannedNetworks: [IPNetwork]
 
-    init(fd: Int32, configuration: BrokerConfiguration.ListenerConfiguration, tls: TLSContext?, broker: Broker, context: LoopContext) {
-        self.fd = fd; self.configuration = configuration; self.tls = tls; self.broker = broker; self.context = context
+    init(fd: Int32, name: String, configuration: BrokerConfiguration.ListenerConfiguration, tls: TLSContext?, broker: Broker, context: LoopContext) {
+        self.fd = fd; self.name = name; self.configuration = configuration; self.tls = tls; self.broker = broker; self.context = context
         let rate = configuration.acceptRate ?? broker.configuration.limits.acceptRate
         if rate > 0 { acceptBucket = TokenBucket(rate: rate, now: context.loop.now) }
         bannedNetworks = broker.configuration.bans.networks

@@ -17,6 +17,13 @@ final class RetainedStore: @unchecked Sendable {
 
     var count: Int { messages.withLock { $0.count } }
 
+    /// Every retained message not expired at `now`, by topic.
+    func all(now: UInt64) -> [Message] {
+        messages.withLock { m in m.values.filter { !$0.isExpired(now: now) } }.sorted { $0.topic < $1.topic }
+    }
+
+    func message(topic: String) -> Message? { messages.withLock { $0[topic] } }
+
     /// Retained messages matching a (non-shared) filter, dropping expired ones.
     func matching(_ filter: String, now: UInt64) -> [Message] {
         let hasWildcard = filter.utf8.contains(UInt8(ascii: "+")) || filter.utf8.contains(UInt8(ascii: "#"))

@@ -43,6 +43,8 @@ public final class EventLoop: @unchecked Sendable {
     /// The longest iteration (events, timers, cross-thread work and flushes, not the wait) since
     /// `takeLongestIteration()` last read it, in ms: how late the loop can be for any socket.
     private let longestIteration = Atomic<UInt64>(0)
+    /// The same, for the admin listener's scrapes: a second reader must not reset `$SYS`'s figure.
+    private let longestIterationForMetrics = Atomic<UInt64>(0)
 
     private static let wakeToken: UInt64 = 1 << 62
     private static let timerToken: UInt64 = 1 << 63
@@ -194,6 +196,11 @@ public final class EventLoop: @unchecked Sendable {
         longestIteration.exchange(0, ordering: .relaxed)
     }
 
+    /// `takeLongestIteration` for the metrics scrape, which keeps a period of its own.
+    public func takeLongestIterationForMetrics() -> UInt64 {
+        longestIterationForMetrics.exchange(0, ordering: .relaxed)
+    }
+
     /// Runs until `stop()`; call on the loop's own thread.
     public func run() {
         threadID = pthread_self()
@@ -237,6 +244,7 @@ public final class EventLoop: @unchecked Sendable {
             flushAll()
             let took = monotonicMilliseconds() &- now
             if took > longestIteration.load(ordering: .relaxed) { longestIteration.store(took, ordering: .relaxed) }
+            if took > longestIterationForMetrics.load(ordering: .relaxed) { longestIterationForMetrics.store(took, ordering: .relaxed) }
         }
         // Final drain so work handed over during shutdown is not lost.
         runCrossThreadWork()

@@ -211,9 +211,12 @@ struct ConfigFile {
             case "cluster":
                 cluster = try loadCluster(section, path: path)   // ConfigFile+Cluster.swift
                 continue
+            case "admin":
+                admin = try loadAdmin(section, path: path, text: text)   // ConfigFile+Admin.swift
+                continue
             case "server": known = server
             case "limits": known = limits
-            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage], [bridges.*], [cluster] or [[listeners]])")
+            default: throw Error(description: "\(path): unknown table [\(key)] (expected [server], [limits], [auth], [bans], [rules], [storage], [bridges.*], [admin], [cluster] or [[listeners]])")
             }
             for name in section.keys {
                 guard let apply = known[name] else {

@@ -1,3 +1,4 @@
+import Admin
 import ArgumentParser
 import Bridges
 import Broker
@@ -53,6 +54,13 @@ struct Serve: ParsableCommand {
         cfg.listeners.append(BrokerConfiguration.ListenerConfiguration(bind: "0.0.0.0", port: 8883, tls: tls))
     }
 
+    /// 24 random letters and digits.
+    static func randomSecret() -> String {
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var g = SystemRandomNumberGenerator()
+        return String((0..<24).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &g)] })
+    }
+
     func validate() throws {
         if let p = port, !(0...65535).contains(p) { throw ValidationError("--port must be 0...65535") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
@@ -68,6 +76,9 @@ struct Serve: ParsableCommand {
         var bridges: [Bridges.Definition]
         var bridgeFingerprints: [String: String]
         var cluster: ClusterSettings?
+        /// The admin listener (and the development key the embedded default makes at start).
+        var admin: AdminConfiguration?
+        var developmentKey: AdminConfiguration.APIKey?
         /// `[rules] dir` was given (then the directory must exist).
         var explicitRules: Bool
     }
@@ -83,6 +94,7 @@ struct Serve: ParsableCommand {
         ConfigFile.bridges = []
         ConfigFile.bridgeFingerprints = [:]
         ConfigFile.cluster = nil
+        ConfigFile.admin = nil
         ConfigFile.explicitRulesDirectory = false
         ConfigFile.logFormat = "text"
         if let path {
@@ -93,6 +105,15 @@ struct Serve: ParsableCommand {
             }
         }
         if path == nil { Self.addDevelopmentTLSListener(to: &cfg) }
+        // The embedded default has an admin listener on loopback with a key made now (logged
+        // below); a configuration file has one only with an [admin] table.
+        var developmentKey: AdminConfiguration.APIKey?
+        var adminConfiguration = path == nil ? AdminConfiguration() : ConfigFile.admin
+        if path == nil {
+            let key = AdminConfiguration.APIKey(key: "admin", secret: Self.randomSecret())
+            adminConfiguration?.apiKeys = [key]
+            developmentKey = key
+        }
         // --port and --bind set the first plain listener.
         if let i = cfg.listeners.firstIndex(where: { $0.tls == nil }) {
             if let port { cfg.listeners[i].port = port }
@@ -109,7 +130,8 @@ struct Serve: ParsableCommand {
             cfg.rules.directory = dir.isEmpty ? "rules" : dir + "/rules"
         }
         return Loaded(cfg: cfg, fileLevel: fileLevel, bridges: ConfigFile.bridges, bridgeFingerprints: ConfigFile.bridgeFingerprints,
-                      cluster: ConfigFile.cluster, explicitRules: ConfigFile.explicitRulesDirectory)
+                      cluster: ConfigFile.cluster, admin: adminConfiguration, developmentKey: developmentKey,
+                      explicitRules: ConfigFile.explicitRulesDirectory)
     }
 
     func run() throws {
@@ -164,6 +186,21 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         broker.replaceRules(rules)
+        var admin: AdminServer?
+        if let adminConfiguration = loaded.admin {
+            let server = AdminServer(configuration: adminConfiguration, broker: broker, logger: logger)
+            do {
+                try server.start()
+                admin = server
+            } catch {
+                logger.critical("cannot start: \(error)")
+                broker.shutdown()
+                throw ExitCode(1)
+            }
+            if let k = loaded.developmentKey {
+                logger.notice("admin: development API key '\(k.key)', secret '\(k.secret)' (made at start; set [admin] api_key and api_secret in turnpike.toml to choose your own), e.g. curl -u \(k.key):\(k.secret) http://127.0.0.1:\(adminConfiguration.port)/api/v5/stats")
+            }
+        }
         while true {
             let sig = cshim_wait_signal()
             if sig == SIGHUP {
@@ -186,6 +223,7 @@ struct Serve: ParsableCommand {
             logger.info("signal \(sig) received")
             break
         }
+        admin?.stop()
         broker.shutdown()
     }
 

@@ -84,6 +84,13 @@ final class Connection: EventHandler, FlushTarget {
     /// v5 DISCONNECT 0x00 received: no will.
     var disconnectedNormally = false
     var keepAliveMilliseconds: UInt64 = 0
+    /// For the admin API: wall-clock ms of CONNACK, PUBLISH packets in and out, bytes in and out.
+    var connectedAt: Int64 = 0
+    var cleanStart = true
+    var receivedPublishes = 0
+    var sentPublishes = 0
+    var receivedBytes = 0
+    var sentBytes = 0
     var lastActivity: UInt64
     private var keepAliveTimer: LoopTimer?
 
@@ -154,6 +161,7 @@ final class Connection: EventHandler, FlushTarget {
     private func consumeRead(_ n: Int) {
         lastActivity = loop.now
         BrokerStats.add(broker.stats.bytesReceived, n)
+        receivedBytes &+= n
         if partial.isEmpty {
             let used = context.readScratch.withUnsafeBytes { process(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             if used < n, state != .closed {
@@ -170,6 +178,7 @@ final class Connection: EventHandler, FlushTarget {
     private func continueHandshake(_ tls: TLSStream) {
         switch tls.handshake() {
         case .done:
+            context.counters.tlsHandshakes &+= 1
             setHandshakeWantsWrite(false)
             hasVerifiedCertificate = listener.configuration.tls?.caFile != nil && tls.hasVerifiedPeerCertificate
             if listener.configuration.useIdentityAsUsername || listener.configuration.useSubjectAsUsername {
@@ -184,8 +193,12 @@ final class Connection: EventHandler, FlushTarget {
             readTLS(tls)
         case .wantRead: setHandshakeWantsWrite(false)
         case .wantWrite: setHandshakeWantsWrite(true)
-        case .closed: close(reason: "connection closed during the TLS handshake")
-        case .failed(let e): close(reason: "\(e)")
+        case .closed:
+            context.counters.tlsHandshakeFailures &+= 1
+            close(reason: "connection closed during the TLS handshake")
+        case .failed(let e):
+            context.counters.tlsHandshakeFailures &+= 1
+            close(reason: "\(e)")
         }
     }
 
@@ -392,6 +405,7 @@ final class Connection: EventHandler, FlushTarget {
             result = output.flush(to: fd)
         }
         BrokerStats.add(broker.stats.bytesSent, before - output.pendingBytes)
+        sentBytes &+= before - output.pendingBytes
         switch result {
         case .flushed:
             if writeInterest {
@@ -474,6 +488,7 @@ final class Connection: EventHandler, FlushTarget {
             let before = output.pendingBytes
             if let tls { _ = flushTLS(tls) } else { _ = output.flush(to: fd) }
             BrokerStats.add(broker.stats.bytesSent, before - output.pendingBytes)
+            sentBytes &+= before - output.pendingBytes
         }
         if let tls, tls.isHandshakeComplete { tls.shutdown() }
         if let t = keepAliveTimer { loop.cancel(t) }

@@ -39,6 +39,7 @@ extension Connection {
         authGeneration = context.settings.generation
         switch decision {
         case .refuse(let code, let why):
+            context.counters.authFailures &+= 1
             refuseConnect(code, why)
             return false
         case .accept(let username, let claims):

@@ -98,6 +98,7 @@ extension Connection {
             return
         }
         let v5 = version == .v5
+        cleanStart = c.cleanStart
         var sessionExpiry: UInt32
         var expiryCapped = false
         if v5 {
@@ -143,6 +144,7 @@ extension Connection {
         session.setDurable(expiry > 0)
         if expiry > 0 { broker.persistSession(session, on: context) } else { broker.forgetSession(session, on: context) }
         state = .connected
+        connectedAt = Int64(wallClockMicroseconds() / 1000)
         let n = broker.stats.clientsConnected.wrappingAdd(1, ordering: .relaxed).newValue
         if n > broker.stats.clientsMaximum.load(ordering: .relaxed) {
             broker.stats.clientsMaximum.store(n, ordering: .relaxed)
@@ -179,9 +181,9 @@ extension Connection {
     /// return code 5 (not authorized). Logged at most every 10 s broker-wide (a banned client
     /// in a reconnect loop would fill the log), else at debug level.
     func refuseIfBanned(clientId id: String, username: String?) -> Bool {
-        guard broker.isBanned(clientId: id, username: username, bans: context.settings.bans) else { return false }
-        let what = context.settings.bans.clientIds.contains(id) ? "client id '\(id)'" : "user name '\(username ?? "")'"
-        refuseConnect(.banned, "\(what) is banned", quietly: !broker.shouldLog(broker.lastBanLog, now: loop.now))
+        guard let why = broker.banReason(clientId: id, username: username, peer: peer, bans: context.settings.bans) else { return false }
+        context.counters.bannedRefusals &+= 1
+        refuseConnect(.banned, why, quietly: !broker.shouldLog(broker.lastBanLog, now: loop.now))
         return true
     }
 

@@ -41,7 +41,11 @@ extension Connection {
             return
         }
         BrokerStats.add(broker.stats.publishReceived, 1)
+        context.counters.messagesReceived.add(p.qos)
+        context.counters.payloadBytesReceived.add(p.qos, p.payload.count)
+        receivedPublishes &+= 1
         if currentAuth?.mayPublish(topic) == false {
+            context.counters.droppedDenied &+= 1
             denyPublish(p, topic: topic)
             return
         }
@@ -185,6 +189,9 @@ extension Connection {
             send(.publish(packet))
         }
         BrokerStats.add(broker.stats.publishSent, 1)
+        context.counters.messagesSent.add(qos)
+        context.counters.payloadBytesSent.add(qos, message.payload.count)
+        sentPublishes &+= 1
         broker.fireMessageEvent(.messageDelivered, message, to: session, on: context)
         return true
     }

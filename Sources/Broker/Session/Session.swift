@@ -74,6 +74,9 @@ final class Session: @unchecked Sendable {
     var willTimer: LoopTimer?
     var expiryTimer: LoopTimer?
     var droppedMessages = 0
+    /// Wall-clock ms: when it was created, when its last connection closed (0 while connected).
+    let createdAt = Int64(wallClockMicroseconds() / 1000)
+    var disconnectedAt: Int64 = 0
     /// When a drop was last logged (monotonic ms).
     var lastDropLog: UInt64 = 0
 

@@ -1,0 +1,122 @@
+import Broker
+import Foundation
+import MQTTCodec
+
+// /api/v5/clients, /api/v5/subscriptions, /api/v5/topics: EMQX's fields.
+
+extension AdminAPI {
+    func clientJSON(_ c: ClientInfo) -> [String: Any] {
+        let (ip, port) = Self.split(peer: c.peer)
+        var o: [String: Any] = [
+            "clientid": c.clientId, "username": JSON.orNull(c.username), "node": node,
+            "connected": c.connected, "conn_state": c.connected ? "connected" : "disconnected",
+            "ip_address": JSON.orNull(ip), "port": JSON.orNull(port), "listener": JSON.orNull(c.listener),
+            "proto_name": c.protocolVersion == 3 ? "MQIsdp" : "MQTT", "proto_ver": c.protocolVersion,
+            "keepalive": c.keepalive, "clean_start": c.cleanStart, "expiry_interval": Int(c.expiryInterval),
+            "created_at": Self.rfc3339(milliseconds: c.createdAt),
+            "inflight_cnt": c.inflight, "inflight_max": c.inflightMax,
+            "mqueue_len": c.queued, "mqueue_max": c.queueMax, "mqueue_dropped": c.queueDropped,
+            "subscriptions_cnt": c.subscriptions,
+            "recv_msg": c.receivedMessages, "send_msg": c.sentMessages,
+            "recv_oct": c.receivedBytes, "send_oct": c.sentBytes,
+            "is_bridge": false, "loop": c.loop,
+        ]
+        o["connected_at"] = c.connectedAt > 0 ? Self.rfc3339(milliseconds: c.connectedAt) : NSNull()
+        if !c.connected, c.disconnectedAt > 0 { o["disconnected_at"] = Self.rfc3339(milliseconds: c.disconnectedAt) }
+        return o
+    }
+
+    /// "10.0.0.7:5123" → ("10.0.0.7", 5123); "[::1]:5123" → ("::1", 5123).
+    static func split(peer: String?) -> (String?, Int?) {
+        guard let peer else { return (nil, nil) }
+        if peer.hasPrefix("["), let close = peer.firstIndex(of: "]") {
+            let host = String(peer[peer.index(after: peer.startIndex)..<close])
+            return (host, Int(peer[peer.index(after: close)...].dropFirst()))
+        }
+        guard let colon = peer.lastIndex(of: ":") else { return (peer, nil) }
+        return (String(peer[..<colon]), Int(peer[peer.index(after: colon)...]))
+    }
+
+    func clients(_ q: [String: String]) throws(APIError) -> HTTPResponse {
+        for name in q.keys where !["page", "limit", "clientid", "username", "like_clientid", "like_username",
+                                   "conn_state", "ip_address", "proto_ver"].contains(name) {
+            throw .badRequest("unknown query parameter '\(name)'")
+        }
+        let state = try choice(q, "conn_state", ["connected", "disconnected"])
+        let protoVer = try intParameter(q, "proto_ver", 3...5)
+        _ = try paging(q)
+        var all = broker.clients(timeoutMilliseconds: Self.loopTimeoutMilliseconds)
+        if let id = q["clientid"] { all = all.filter { $0.clientId == id } }
+        if let u = q["username"] { all = all.filter { $0.username == u } }
+        if let like = q["like_clientid"] { all = all.filter { $0.clientId.contains(like) } }
+        if let like = q["like_username"] { all = all.filter { $0.username?.contains(like) ?? false } }
+        if let state { all = all.filter { $0.connected == (state == "connected") } }
+        if let ip = q["ip_address"] { all = all.filter { Self.split(peer: $0.peer).0 == ip } }
+        if let protoVer { all = all.filter { $0.protocolVersion == protoVer } }
+        return try paged(all, q, clientJSON)
+    }
+
+    private func unknownClient(_ id: String) -> APIError {
+        .notFound("CLIENTID_NOT_FOUND", "no client '\(id)'")
+    }
+
+    func client(_ id: String) throws(APIError) -> HTTPResponse {
+        guard let c = broker.client(id, timeoutMilliseconds: Self.loopTimeoutMilliseconds) else { throw unknownClient(id) }
+        return JSON.response(clientJSON(c))
+    }
+
+    func kick(_ id: String) throws(APIError) -> HTTPResponse {
+        guard broker.kick(clientId: id) else { throw unknownClient(id) }
+        return .noContent
+    }
+
+    func subscriptionJSON(_ s: SubscriptionInfo) -> [String: Any] {
+        var o: [String: Any] = ["clientid": s.clientId, "topic": s.topic, "qos": s.qos, "node": node,
+                                "nl": s.noLocal ? 1 : 0, "rap": s.retainAsPublished ? 1 : 0, "rh": s.retainHandling]
+        if let id = s.identifier { o["sub_id"] = Int(id) }
+        return o
+    }
+
+    func clientSubscriptions(_ id: String, _ q: [String: String]) throws(APIError) -> HTTPResponse {
+        guard let subs = broker.subscriptions(of: id, timeoutMilliseconds: Self.loopTimeoutMilliseconds) else { throw unknownClient(id) }
+        // EMQX answers this one with a plain list.
+        if q["page"] == nil && q["limit"] == nil { return JSON.response(subs.map(subscriptionJSON)) }
+        return try paged(subs, q, subscriptionJSON)
+    }
+
+    func subscriptions(_ q: [String: String]) throws(APIError) -> HTTPResponse {
+        for name in q.keys where !["page", "limit", "clientid", "topic", "qos", "match_topic", "share_group"].contains(name) {
+            throw .badRequest("unknown query parameter '\(name)'")
+        }
+        let qos = try intParameter(q, "qos", 0...2)
+        if let t = q["match_topic"], !Topic.isValidName(t) { throw .badRequest("match_topic must be a topic name (no wildcards)") }
+        _ = try paging(q)
+        var all = broker.allSubscriptions(timeoutMilliseconds: Self.loopTimeoutMilliseconds)
+        if let id = q["clientid"] { all = all.filter { $0.clientId == id } }
+        if let t = q["topic"] { all = all.filter { $0.topic == t } }
+        if let qos { all = all.filter { $0.qos == qos } }
+        if let t = q["match_topic"] { all = all.filter { Topic.matches(filter: Self.plainFilter($0.topic), topic: t) } }
+        if let g = q["share_group"] { all = all.filter { $0.topic.hasPrefix("$share/\(g)/") } }
+        return try paged(all, q, subscriptionJSON)
+    }
+
+    /// `$share/group/filter` → `filter`.
+    static func plainFilter(_ f: String) -> String {
+        guard f.hasPrefix("$share/") else { return f }
+        let rest = f.dropFirst("$share/".count)
+        guard let slash = rest.firstIndex(of: "/") else { return f }
+        return String(rest[rest.index(after: slash)...])
+    }
+
+    /// The routing table: every filter some session subscribes to, once.
+    func topics(_ q: [String: String]) throws(APIError) -> HTTPResponse {
+        for name in q.keys where !["page", "limit", "topic"].contains(name) {
+            throw .badRequest("unknown query parameter '\(name)'")
+        }
+        _ = try paging(q)
+        var filters = Set(broker.allSubscriptions(timeoutMilliseconds: Self.loopTimeoutMilliseconds).map { Self.plainFilter($0.topic) })
+            .sorted()
+        if let t = q["topic"] { filters = filters.filter { $0 == t } }
+        return try paged(filters, q) { ["topic": $0, "node": self.node] }
+    }
+}
