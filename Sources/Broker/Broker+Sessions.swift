@@ -14,6 +14,26 @@ extension Broker {
     /// the session and whether it was present.
     func attach(_ connection: Connection, clientId: String, cleanStart: Bool, expiry: UInt32,
                 done: @escaping (Session, Bool) -> Void) {
+        // In a cluster the session may be on another node: ask the registry first (off the
+        // loop); what comes back is installed here, then the CONNECT goes on as on one node.
+        if let cluster {
+            let here = connection.context
+            let pending = PendingAttach(connection: connection, done: done)
+            cluster.claim(clientId: clientId, cleanStart: cleanStart) { [unowned self] state in
+                here.loop.execute {
+                    let (connection, done) = (pending.connection, pending.done)
+                    guard connection.state == .attaching else { return }   // it went away meanwhile
+                    if let state, !cleanStart { self.importSession(clientId: clientId, state, on: here) }
+                    self.attachHere(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
+                }
+            }
+            return
+        }
+        attachHere(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
+    }
+
+    private func attachHere(_ connection: Connection, clientId: String, cleanStart: Bool, expiry: UInt32,
+                            done: @escaping (Session, Bool) -> Void) {
         let here = connection.context
         enum Found { case created(Session), replaced(old: Session, new: Session), existing(Session) }
         let found: Found = sessions.update { table in
@@ -50,7 +70,7 @@ extension Broker {
                 if s.isDead {
                     // It expired between the look-up and now: start again.
                     here.loop.execute {
-                        self.attach(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
+                        self.attachHere(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
                     }
                     return
                 }
@@ -58,7 +78,7 @@ extension Broker {
                 if s.isDead {
                     // The old connection had expiry 0, so its session ended with it.
                     here.loop.execute {
-                        self.attach(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
+                        self.attachHere(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
                     }
                     return
                 }
@@ -86,7 +106,7 @@ extension Broker {
 
     /// A new connection claims `session`: the old connection (if any) is told 0x8E and closed,
     /// and a will waiting for its delay is cancelled [MQTT-3.1.2-8 … 5.0 §3.1.2.5].
-    private func takeOver(_ session: Session, on ctx: LoopContext) {
+    func takeOver(_ session: Session, on ctx: LoopContext) {
         // The new connection writes the session's record; the old one's close must not write
         // one after it (from this loop, its batch could commit after the new owner's).
         session.setDurable(false)
@@ -230,4 +250,11 @@ extension Broker {
         logger.debug("publishing will of \(session.clientId) to \(will.topic)")
         publish(message, from: ctx)
     }
+}
+
+/// A CONNECT waiting for the cluster's registry: carried to another thread and back to its loop.
+private final class PendingAttach: @unchecked Sendable {
+    let connection: Connection
+    let done: (Session, Bool) -> Void
+    init(connection: Connection, done: @escaping (Session, Bool) -> Void) { self.connection = connection; self.done = done }
 }

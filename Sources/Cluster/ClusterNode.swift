@@ -52,6 +52,9 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private let epoch: String
     private var main: NatsClient!
     private var groups: NatsClient!
+    private var registry: SessionRegistry!
+    /// Answers to takeover requests, published by the cluster thread.
+    private let replies = Mutex<[(subject: String, payload: [UInt8])]>([])
 
     // Loops → cluster thread.
     private final class Inbox: Sendable { let messages = Mutex<[Message]>([]) }
@@ -70,9 +73,10 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     /// The retained-message stream is set up (JetStream answered), or when it was last tried.
     private var retainedReady = false
     private var lastRetainedAttempt: UInt64 = 0
+    private var lastRegistryAttempt: UInt64 = 0
 
     // Read on the delivery thread, written on the cluster thread.
-    private enum Route { case plain, group(filter: String, name: String), heartbeat, retained }
+    private enum Route { case plain, group(filter: String, name: String), heartbeat, retained, takeover }
     private let routes = Mutex<[UInt64: Route]>([:])
     private let seen = Mutex<[String: UInt64]>([:])   // node → last heartbeat (monotonic ms)
 
@@ -104,6 +108,8 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         }
         main = try client("main", noEcho: true)
         groups = try client("groups", noEcho: false)
+        registry = SessionRegistry(client: main, nodeName: settings.nodeName, prefix: settings.subjectPrefix,
+                                   replicas: settings.kvReplicas, logger: logger)
         connected.store(main.isConnected, ordering: .relaxed)
     }
 
@@ -114,6 +120,9 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         let heartbeats = main.reserveToken()
         routes.withLock { $0[heartbeats] = .heartbeat }
         try main.subscribe(settings.subjectPrefix + ".hb.*", queue: nil, token: heartbeats)
+        let takeovers = main.reserveToken()
+        routes.withLock { $0[takeovers] = .takeover }
+        try main.subscribe(settings.subjectPrefix + ".takeover." + settings.nodeName, queue: nil, token: takeovers)
         let box = Unmanaged.passRetained(self as AnyObject)
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { arg in
@@ -139,6 +148,10 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         signal()
     }
 
+    public func claim(clientId: String, cleanStart: Bool, done: @escaping @Sendable ([UInt8]?) -> Void) {
+        registry.claim(.init(clientId: clientId, cleanStart: cleanStart, started: monotonicMicros(), done: done))
+    }
+
     public func metricsSnapshot() -> [(name: String, value: String)] {
         let now = monotonicMilliseconds()
         let limit = UInt64(settings.nodeTimeout) * 1000
@@ -151,13 +164,20 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
                 ("messages/forwarded/in", String(forwardedIn.load(ordering: .relaxed))),
                 ("messages/duplicates", String(duplicates.load(ordering: .relaxed))),
                 ("messages/refused", String(refused.load(ordering: .relaxed))),
-                ("messages/publish_failed", String(publishFailures.load(ordering: .relaxed)))]
+                ("messages/publish_failed", String(publishFailures.load(ordering: .relaxed))),
+                ("registry/ready", registry.isReady ? "1" : "0"),
+                ("registry/claims", String(registry.claims.load(ordering: .relaxed))),
+                ("registry/takeovers", String(registry.takeovers.load(ordering: .relaxed))),
+                ("registry/failures", String(registry.failures.load(ordering: .relaxed))),
+                ("registry/last_latency_us", String(registry.lastLatencyMicros.load(ordering: .relaxed))),
+                ("registry/max_latency_us", String(registry.maxLatencyMicros.load(ordering: .relaxed)))]
     }
 
     public func stop() {
         guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
         sem_post(wake)
         if let t = thread { pthread_join(t, nil) }
+        registry.stop()
         _ = main.flush(timeoutMs: 1000)
         main.close()
         groups.close()
@@ -179,6 +199,9 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             pending.store(false, ordering: .releasing)
             applyInterest()
             publishInboxes()
+            for r in replies.withLock({ q -> [(subject: String, payload: [UInt8])] in let out = q; q.removeAll(); return out }) {
+                _ = main.publish(r.subject, r.payload)
+            }
             let now = monotonicMilliseconds()
             if now &- lastHeartbeat >= 1000 {
                 lastHeartbeat = now
@@ -187,6 +210,15 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             if !retainedReady, main.isConnected, now &- lastRetainedAttempt >= 2000 {
                 lastRetainedAttempt = now
                 setUpRetained()
+            }
+            if !registry.isReady, main.isConnected, now &- lastRegistryAttempt >= 2000 {
+                lastRegistryAttempt = now
+                do {
+                    try registry.setUp()
+                    logger.info("cluster: session registry in \(SessionRegistry.bucketCount) JetStream key-value buckets (\(settings.kvReplicas) replicas)")
+                } catch {
+                    logger.error("cluster: session registry not available yet (retrying; CONNECTs are handled by this node alone meanwhile): \(error)")
+                }
             }
         }
         publishInboxes()
@@ -338,6 +370,21 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
 
     func natsMessage(_ msg: OpaquePointer, subscription: UInt64) {
         guard let route = routes.withLock({ $0[subscription] }) else { return }
+        if case .takeover = route {
+            // Another node's CONNECT for a client id whose session is here: 1 byte (clean
+            // start) + the client id; the answer is 0x00 (none) or 0x01 + the session's state.
+            guard let replyTo = natsMsg_GetReply(msg).map({ String(cString: $0) }) else { return }
+            let n = Int(natsMsg_GetDataLength(msg))
+            let body = Array(UnsafeRawBufferPointer(start: natsMsg_GetData(msg), count: n))
+            guard let flag = body.first, let clientId = String(validating: body.dropFirst(), as: UTF8.self) else { return }
+            broker.exportSession(clientId: clientId, discard: flag == 1) { [weak self] state in
+                guard let self else { return }
+                let payload: [UInt8] = state.map { [1] + $0 } ?? [0]
+                self.replies.withLock { $0.append((replyTo, payload)) }
+                self.signal()
+            }
+            return
+        }
         if case .heartbeat = route {
             let n = Int(natsMsg_GetDataLength(msg))
             let name = String(decoding: UnsafeRawBufferPointer(start: natsMsg_GetData(msg), count: n), as: UTF8.self)
@@ -373,7 +420,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             broker.receiveFromCluster(d.message, group: (filter, name))
         case .retained:
             broker.applyClusterRetained(d.message)
-        case .heartbeat:
+        case .heartbeat, .takeover:
             break
         }
     }

@@ -208,6 +208,63 @@ final class NatsClient: @unchecked Sendable {
         boxes[token] = box
     }
 
+    /// A key-value bucket (created with `replicas` when missing); destroyed with the client.
+    func keyValue(bucket: String, replicas: Int) throws -> OpaquePointer {
+        let js = try jetStream()
+        var kv: OpaquePointer?
+        if js_KeyValue(&kv, js, bucket) == NATS_OK, let kv { buckets.append(kv); return kv }
+        var cfg = kvConfig()
+        kvConfig_Init(&cfg)
+        let rc = bucket.withCString { b -> natsStatus in
+            cfg.Bucket = b
+            cfg.History = 1
+            cfg.Replicas = Int32(replicas)
+            cfg.StorageType = js_FileStorage
+            return js_CreateKeyValue(&kv, js, &cfg)
+        }
+        guard rc == NATS_OK, let kv else { throw NatsError("key-value bucket \(bucket)", rc) }
+        buckets.append(kv)
+        return kv
+    }
+    private var buckets: [OpaquePointer] = []
+
+    enum KVGet { case value(String, revision: UInt64), missing, failed(NatsError) }
+
+    static func kvGet(_ kv: OpaquePointer, _ key: String) -> KVGet {
+        var e: OpaquePointer?
+        let rc = kvStore_Get(&e, kv, key)
+        if rc == NATS_NOT_FOUND { return .missing }
+        guard rc == NATS_OK, let e else { return .failed(NatsError("registry get", rc)) }
+        defer { kvEntry_Destroy(e) }
+        return .value(String(cString: kvEntry_ValueString(e)), revision: kvEntry_Revision(e))
+    }
+
+    /// Create when `revision` is nil, else update only from that revision (compare-and-set).
+    /// False when someone else wrote first.
+    static func kvSet(_ kv: OpaquePointer, _ key: String, _ value: String, expecting revision: UInt64?) throws -> Bool {
+        var rev: UInt64 = 0
+        let rc = revision.map { kvStore_UpdateString(&rev, kv, key, value, $0) } ?? kvStore_CreateString(&rev, kv, key, value)
+        if rc == NATS_OK { return true }
+        // A create over an existing key, or an update from a stale revision.
+        var last = NATS_OK
+        if let d = nats_GetLastError(&last), String(cString: d).contains("wrong last sequence") { return false }
+        throw NatsError("registry set", rc)
+    }
+
+    /// A request and its reply's payload; nil on timeout or when nobody answers.
+    func request(_ subject: String, _ payload: [UInt8], timeoutMs: Int64) -> [UInt8]? {
+        var reply: OpaquePointer?
+        let rc = payload.withUnsafeBytes { p in natsConnection_Request(&reply, connection, subject, p.baseAddress, Int32(p.count), timeoutMs) }
+        guard rc == NATS_OK, let reply else { return nil }
+        defer { natsMsg_Destroy(reply) }
+        let n = Int(natsMsg_GetDataLength(reply))
+        return n == 0 ? [] : Array(UnsafeRawBufferPointer(start: natsMsg_GetData(reply), count: n))
+    }
+
+    func publish(_ subject: String, _ payload: [UInt8]) -> natsStatus {
+        payload.withUnsafeBytes { p in natsConnection_Publish(connection, subject, p.baseAddress, Int32(p.count)) }
+    }
+
     func unsubscribe(_ token: UInt64) {
         guard let sub = subscriptions.removeValue(forKey: token) else { return }
         _ = natsSubscription_Unsubscribe(sub)
@@ -229,6 +286,8 @@ final class NatsClient: @unchecked Sendable {
     func close() {
         for (_, sub) in subscriptions { natsSubscription_Destroy(sub) }
         subscriptions.removeAll()
+        for kv in buckets { kvStore_Destroy(kv) }
+        buckets.removeAll()
         if let js { jsCtx_Destroy(js); self.js = nil }
         if let c = connection {
             natsConnection_Close(c)

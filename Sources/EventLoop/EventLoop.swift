@@ -186,6 +186,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Asks for `target.flushPendingOutput()` once at the end of this iteration, so several
     /// packets produced while handling one batch of events leave in one write.
     public func scheduleFlush(_ target: FlushTarget) {
+        assert(threadID == nil || pthread_equal(threadID!, pthread_self()) != 0, "scheduleFlush off the loop's thread")
         flushQueue.append(target)
     }
 

@@ -230,3 +230,69 @@ def test_a_node_that_joins_later_gets_the_retained_messages(nats, nodes):
     finally:
         c.stop()
         c.cleanup()
+
+
+def wait_registry(*brokers):
+    for n in brokers:
+        assert wait_until(lambda: "session registry in" in n.log_text(), 15), n.log_tail(30)
+
+
+def test_takeover_moves_the_session_with_its_queued_messages(nodes):
+    """A car connected to A with 100 unacknowledged QoS 1 commands reconnects through B: A's
+    connection gets DISCONNECT 0x8E, B says session present and delivers all 100, in order."""
+    a, b, c = nodes(max_inflight=20)
+    wait_registry(a, b, c)
+    car = R.RawClient(a.port, a.host, version=V5)
+    assert car.connect("car-t", clean=False, properties={"SessionExpiryInterval": 3600}).rc == 0
+    assert car.subscribe([("cmd/car-t", 1)]).codes == [1]
+    backend = R.RawClient(a.port, a.host, version=V5)
+    assert backend.connect("backend-t").rc == 0
+    for n in range(100):
+        backend.send(R.publish("cmd/car-t", str(n).encode(), qos=1, pid=n + 1, version=V5))
+    for _ in range(100):
+        backend.expect(R.PUBACK, 10)
+    first = [car.expect(R.PUBLISH, 5) for _ in range(20)]      # the inflight window; never acked
+    assert [int(p.payload) for p in first] == list(range(20))
+
+    moved = R.RawClient(b.port, b.host, version=V5)
+    ack = moved.connect("car-t", clean=False, properties={"SessionExpiryInterval": 3600})
+    assert ack.rc == 0 and ack.session_present, ack
+    gone = car.expect(R.DISCONNECT, 5)
+    assert gone.rc == 0x8E
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 100 and time.monotonic() < deadline:
+        p = moved.try_recv(0.5)
+        if p is not None and p.type == R.PUBLISH:
+            got.append((int(p.payload), p.dup))
+            moved.send(R.puback(p.pid, V5))
+    assert [n for n, _ in got] == list(range(100))
+    assert all(dup for n, dup in got[:20]) and not any(dup for n, dup in got[20:])
+    # Its subscription moved too: a command published on C reaches it on B.
+    settle()
+    other = R.RawClient(c.port, c.host, version=V5)
+    assert other.connect("backend-c").rc == 0
+    other.publish("cmd/car-t", b"after", qos=1)
+    p = moved.expect(R.PUBLISH, 5)
+    assert p.payload == b"after"
+    moved.send(R.puback(p.pid, V5))
+    assert moved.try_recv(0.5) is None                            # and only once
+
+
+def test_clean_start_on_another_node_disconnects_the_old_connection(nodes):
+    a, b, _ = nodes()
+    wait_registry(a, b)
+    old = R.RawClient(a.port, a.host, version=V5)
+    assert old.connect("car-c", clean=False, properties={"SessionExpiryInterval": 3600}).rc == 0
+    new = R.RawClient(b.port, b.host, version=V5)
+    ack = new.connect("car-c", clean=True)
+    assert ack.rc == 0 and not ack.session_present
+    assert old.expect(R.DISCONNECT, 5).rc == 0x8E
+    # v3.1.1 on the same path: the old connection is closed.
+    v3 = R.RawClient(a.port, a.host, version=V3)
+    assert v3.connect("car-c3", clean=False).rc == 0
+    v3b = R.RawClient(b.port, b.host, version=V3)
+    ack = v3b.connect("car-c3", clean=False)
+    assert ack.rc == 0 and ack.session_present
+    closed, _ = v3.wait_closed(5)
+    assert closed

@@ -17,6 +17,10 @@ public protocol ClusterLink: AnyObject, Sendable {
     func forward(_ message: Message, fromLoop loop: Int)
     /// Called under the topic tree's write lock: it only queues.
     func interestChanged(_ change: InterestChange)
+    /// A CONNECT for `clientId` on this node: the cluster's session registry says which node
+    /// had the session; that node disconnects its connection (0x8E) and sends the session's
+    /// state, unless `cleanStart`. `done` gets the state (nil: none elsewhere), on any thread.
+    func claim(clientId: String, cleanStart: Bool, done: @escaping @Sendable ([UInt8]?) -> Void)
     /// Figures for `$SYS/broker/cluster/…`, name → value.
     func metricsSnapshot() -> [(name: String, value: String)]
     func stop()

@@ -1,0 +1,172 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// Which node has each client id's session: JetStream key-value buckets, the client id (hex)
+/// as key and the node's name as value. A CONNECT reads the entry; when another node has it,
+/// that node is asked over NATS (`<prefix>.takeover.<node>`) to disconnect its connection and
+/// send the session, then the entry is set to this node with compare-and-set (a create when
+/// there was none), so two nodes claiming at once cannot both win. A reconnect to the node
+/// that has the session is one read and no write.
+///
+/// The keys are spread over `bucketCount` buckets, each its own stream with its own Raft
+/// leader, so a reconnect storm is not serialized on one leader; the claims run on a few
+/// threads of their own, never on a loop or on libnats's delivery thread.
+final class SessionRegistry: @unchecked Sendable {
+    static let bucketCount = 4
+    static let workers = 4
+
+    private let client: NatsClient
+    private let nodeName: String
+    private let prefix: String
+    private let replicas: Int
+    private let logger: Logger
+    private var buckets: [OpaquePointer] = []
+    private let ready = Atomic<Bool>(false)
+
+    struct Claim {
+        let clientId: String
+        let cleanStart: Bool
+        let started: UInt64
+        let done: @Sendable ([UInt8]?) -> Void
+    }
+    private let queue = Mutex<[Claim]>([])
+    private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private let running = Atomic<Bool>(true)
+    private var threads: [pthread_t] = []
+
+    // Figures.
+    let claims = Atomic<Int>(0)
+    let takeovers = Atomic<Int>(0)
+    let failures = Atomic<Int>(0)
+    let lastLatencyMicros = Atomic<Int>(0)
+    let maxLatencyMicros = Atomic<Int>(0)
+
+    init(client: NatsClient, nodeName: String, prefix: String, replicas: Int, logger: Logger) {
+        self.client = client; self.nodeName = nodeName; self.prefix = prefix; self.replicas = replicas; self.logger = logger
+        sem_init(wake, 0, 0)
+    }
+
+    var isReady: Bool { ready.load(ordering: .acquiring) }
+
+    /// Creates or binds the buckets (JetStream requests: on the cluster thread).
+    func setUp() throws {
+        let base = prefix.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+        var made: [OpaquePointer] = []
+        for i in 0..<Self.bucketCount {
+            made.append(try client.keyValue(bucket: "\(base)_SESSIONS_\(i)", replicas: replicas))
+        }
+        buckets = made
+        ready.store(true, ordering: .releasing)
+        for _ in 0..<Self.workers {
+            let box = Unmanaged.passRetained(self)
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                let r = Unmanaged<SessionRegistry>.fromOpaque(arg!).takeRetainedValue()
+                r.work()
+                return nil
+            }, box.toOpaque())
+            precondition(rc == 0, "pthread_create failed: \(rc)")
+            threads.append(tid)
+        }
+    }
+
+    /// From a loop: queued for a worker. Until the buckets exist, the node acts alone.
+    func claim(_ c: Claim) {
+        guard isReady else { c.done(nil); return }
+        queue.withLock { $0.append(c) }
+        sem_post(wake)
+    }
+
+    func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        for _ in threads { sem_post(wake) }
+        for t in threads { pthread_join(t, nil) }
+        // Whatever was still waiting goes on without the registry.
+        for c in queue.withLock({ q -> [Claim] in let out = q; q.removeAll(); return out }) { c.done(nil) }
+    }
+
+    private func work() {
+        while true {
+            sem_wait(wake)
+            guard running.load(ordering: .acquiring) else { return }
+            guard let c = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+            let state = run(c)
+            let took = Int(monotonicMicros() &- c.started)
+            lastLatencyMicros.store(took, ordering: .relaxed)
+            if took > maxLatencyMicros.load(ordering: .relaxed) { maxLatencyMicros.store(took, ordering: .relaxed) }
+            claims.wrappingAdd(1, ordering: .relaxed)
+            c.done(state)
+        }
+    }
+
+    static func key(_ clientId: String) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = [UInt8(ascii: "c"), UInt8(ascii: ".")]
+        for b in clientId.utf8 { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0x0F)]) }
+        if clientId.isEmpty { out.append(UInt8(ascii: "_")) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func bucket(for clientId: String) -> OpaquePointer {
+        var h: UInt64 = 14_695_981_039_346_656_037
+        for b in clientId.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        return buckets[Int(h % UInt64(buckets.count))]
+    }
+
+    /// The session's state from the node that had it (nil: none, or it did not answer).
+    private func run(_ c: Claim) -> [UInt8]? {
+        let kv = bucket(for: c.clientId)
+        let key = Self.key(c.clientId)
+        var state: [UInt8]?
+        var asked: Set<String> = []
+        for _ in 0..<5 {
+            switch NatsClient.kvGet(kv, key) {
+            case .failed(let e):
+                failures.wrappingAdd(1, ordering: .relaxed)
+                logger.warning("cluster: session registry unavailable for \(c.clientId) (\(e)); connecting on this node alone")
+                return state
+            case .missing:
+                do {
+                    if try NatsClient.kvSet(kv, key, nodeName, expecting: nil) { return state }
+                } catch {
+                    failures.wrappingAdd(1, ordering: .relaxed)
+                    logger.warning("cluster: session registry: \(error)")
+                    return state
+                }
+            case .value(let owner, let revision):
+                if owner == nodeName { return state }
+                if !asked.contains(owner) {
+                    asked.insert(owner)
+                    // The other node disconnects its connection and answers with the session
+                    // (0x01 + state), or 0x00: none. A node that is gone does not answer.
+                    var req: [UInt8] = [c.cleanStart ? 1 : 0]
+                    req.append(contentsOf: c.clientId.utf8)
+                    if let reply = client.request(prefix + ".takeover." + owner, req, timeoutMs: 2000) {
+                        takeovers.wrappingAdd(1, ordering: .relaxed)
+                        if reply.first == 1 { state = Array(reply.dropFirst()) }
+                    } else {
+                        logger.notice("cluster: node \(owner) did not hand over the session of \(c.clientId) (gone?); it starts here without it")
+                    }
+                }
+                do {
+                    if try NatsClient.kvSet(kv, key, nodeName, expecting: revision) { return state }
+                } catch {
+                    failures.wrappingAdd(1, ordering: .relaxed)
+                    logger.warning("cluster: session registry: \(error)")
+                    return state
+                }
+            }
+            // Someone else wrote meanwhile: read again.
+        }
+        failures.wrappingAdd(1, ordering: .relaxed)
+        logger.warning("cluster: session registry: no stable owner for \(c.clientId) after 5 tries; connecting here")
+        return state
+    }
+}
+
+func monotonicMicros() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}
