@@ -115,9 +115,10 @@ extension ConfigFile {
         var k = KafkaSettings(bootstrapServers: servers)
         var buffer = BufferSettings()
         // Records per request go to librdkafka's queue at once (it batches per partition);
-        // one request in flight keeps each car's records in order across retries.
+        // several requests in its queue keep it busy while reports come back (the order is
+        // librdkafka's to keep: KafkaSettings.librdkafkaProperties).
         buffer.batchSize = 1000
-        buffer.inflightWindow = 1
+        buffer.inflightWindow = 8
         var idempotenceSet = false
         for key in t.keys {
             guard let v = t[key] else { continue }
@@ -137,6 +138,9 @@ extension ConfigFile {
                 guard let p = v.table else { throw invalid(key, at, path) }
                 k.properties = try p.keys.sorted().map { name in
                     guard let value = p[name] else { throw invalid(key, at, path) }
+                    if KafkaSettings.ownedProperties.contains(name) {
+                        throw Error(description: "\(path): \(at).properties: '\(name)' is set from request_ttl (librdkafka retries a record until then, keeping each car's order)")
+                    }
                     // librdkafka takes strings; numbers and booleans are accepted as written.
                     if let s = value.string { return (name, s) }
                     if let i = value.int { return (name, String(i)) }
@@ -154,6 +158,8 @@ extension ConfigFile {
             }
             k.idempotence = false
         }
+        k.requestTTL = buffer.requestTTL
+        k.maxInflightRecords = buffer.inflightWindow * buffer.batchSize
         do {
             try k.validate()
         } catch {

@@ -18,23 +18,39 @@ public struct KafkaSettings: Sendable {
     /// librdkafka's idempotent producer: no duplicates or reordering from its own retries.
     public var idempotence = true
     public var compression = Compression.none
-    /// Any librdkafka property, applied last (so it may override the ones above).
+    /// Any librdkafka property, applied last (so it may override the ones above), except
+    /// `message.timeout.ms`, which `requestTTL` sets.
     public var properties: [(name: String, value: String)] = []
+    /// The bridge's `request_ttl` in seconds (0: forever): how long librdkafka keeps retrying a
+    /// record it holds (`message.timeout.ms`).
+    public var requestTTL = 0
+    /// Records librdkafka may hold at once: the bridge's `inflight_window` × `batch_size`, so
+    /// that handing a request over never fails for a full queue.
+    public var maxInflightRecords = 10_000
 
     public init(bootstrapServers: String) { self.bootstrapServers = bootstrapServers }
 
-    /// What librdkafka is given. `message.timeout.ms` is short so that a broker that is down
-    /// comes back as retriable outcomes within seconds and the bridge buffer's retries (and
-    /// metrics) take over; `consistent_random` hashes the key, so a car keeps one partition.
+    /// Properties the bridge derives from its own settings, refused in `properties`.
+    public static let ownedProperties: Set<String> = ["message.timeout.ms", "delivery.timeout.ms"]
+
+    /// What librdkafka is given. librdkafka owns the retries of what it holds: it retries a
+    /// broker that is down, a leader change or a timeout on its own until `request_ttl`
+    /// (`message.timeout.ms`, 0 = for ever), and its idempotent producer keeps each
+    /// partition's order across those retries. A record the bridge buffer retried itself could
+    /// land after later records of the same car. Without idempotence, one request in flight
+    /// per broker connection keeps that order instead. `consistent_random` hashes the key, so a
+    /// car keeps one partition.
     var librdkafkaProperties: [(String, String)] {
-        [("bootstrap.servers", bootstrapServers),
-         ("acks", acks.property),
-         ("enable.idempotence", idempotence ? "true" : "false"),
-         ("compression.type", compression.rawValue),
-         ("partitioner", "consistent_random"),
-         ("message.timeout.ms", "5000"),
-         ("linger.ms", "5")]
-            + properties.map { ($0.name, $0.value) }
+        var p = [("bootstrap.servers", bootstrapServers),
+                 ("acks", acks.property),
+                 ("enable.idempotence", idempotence ? "true" : "false"),
+                 ("compression.type", compression.rawValue),
+                 ("partitioner", "consistent_random"),
+                 ("message.timeout.ms", String(min(requestTTL, 2_147_483) * 1000)),
+                 ("queue.buffering.max.messages", String(max(100_000, maxInflightRecords))),
+                 ("linger.ms", "5")]
+        if !idempotence && acks != .none { p.append(("max.in.flight.requests.per.connection", "1")) }
+        return p + properties.map { ($0.name, $0.value) }
     }
 
     /// Throws the first property librdkafka refuses, with its message (checked at start-up).
@@ -46,9 +62,12 @@ public struct KafkaSettings: Sendable {
 /// Kafka produce through librdkafka, on the bridge's thread: one producer per bridge, each
 /// record of a request produced with an opaque naming (request, index), and `wait` =
 /// `rd_kafka_poll`, which serves the delivery reports. A request is finished when each of its
-/// records has a report. librdkafka batches, compresses and retries inside `message.timeout.ms`;
-/// past that the bridge buffer retries, so a car's records keep their order only with
-/// `inflight_window = 1` (the default for Kafka bridges).
+/// records has a report. Several requests may be in librdkafka at once (`inflight_window`):
+/// records enter its queue in arrival order and it retries them itself (see
+/// `librdkafkaProperties`), so the buffer's own retries are only for what never entered it
+/// (a produce refused, a producer lost to a fatal error) — and then nothing later is let in
+/// before them: after a refused produce every record is refused until nothing is in flight,
+/// so the buffer puts them all back in arrival order.
 final class KafkaDriver: SinkDriver, @unchecked Sendable {
     /// Records per request, as `batch_size` allows: they all go to librdkafka's queue at once.
     let maxBatch = 10_000
@@ -56,12 +75,23 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
     /// Swapped only on the bridge's thread, under the lock so `wakeUp` never yields a freed one.
     private let current = Mutex<RDKafkaProducer?>(nil)
     private var producer: RDKafkaProducer? { current.withLock { $0 } }
-    /// Requests with reports outstanding.
-    private struct Pending {
-        var outcomes: [Outcome?]
+    /// A request with reports outstanding: updated in place per report (a class, so a
+    /// report never copies the request's outcomes).
+    private final class Pending {
+        var outcomes: [Outcome]
+        var reported: [Bool]
         var missing: Int
+        init(count: Int) {
+            outcomes = Array(repeating: .delivered, count: count)
+            reported = Array(repeating: false, count: count)
+            missing = count
+        }
     }
     private var pending: [UInt64: Pending] = [:]
+    /// A produce was refused: refuse the rest until nothing is in flight (see the type's note).
+    private var refusing = false
+    /// librdkafka said every broker is down since the last `takeConnectionLost`.
+    private var connectionLost = false
     private var finished: [(id: UInt64, outcomes: [Outcome])] = []
     private var fatal: String?
     private let closed = Atomic<Bool>(false)
@@ -78,34 +108,42 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
     private func makeProducer() throws -> RDKafkaProducer {
         try RDKafkaProducer.make(settings.librdkafkaProperties, delivery: { [unowned self] opaque, error in
             report(opaque, error.map { $0.isRetriable ? .retriable($0.description) : .permanent($0.description) } ?? .delivered)
-        }, fatal: { [unowned self] message in fatal = message })
+        }, fatal: { [unowned self] message in fatal = message },
+           brokersDown: { [unowned self] in connectionLost = true })
     }
 
     func send(_ records: [BridgeRecord], id: UInt64) {
-        pending[id] = Pending(outcomes: Array(repeating: nil, count: records.count), missing: records.count)
-        for (i, r) in records.enumerated() {
-            let opaque = UInt(id) << Self.indexBits | UInt(i)
-            guard let producer else {
-                report(opaque, .retriable("producer is being recreated"))
+        pending[id] = Pending(count: records.count)
+        let base = UInt(id) << Self.indexBits
+        for i in records.indices {
+            let r = records[i]
+            guard !refusing, let producer else {
+                report(base | UInt(i), .retriable(refusing ? "waiting for earlier records to be retried first" : "producer is being recreated"))
                 continue
             }
-            if let error = producer.produce(topic: r.target, key: r.key, value: r.body, headers: r.headers, opaque: opaque) {
-                report(opaque, error.isRetriable ? .retriable(error.description) : .permanent(error.description))
+            if let error = producer.produce(topic: r.target, key: r.key, value: r.body, headers: r.headers, opaque: base | UInt(i)) {
+                if error.isRetriable { refusing = true }
+                report(base | UInt(i), error.isRetriable ? .retriable(error.description) : .permanent(error.description))
             }
         }
     }
 
     private func report(_ opaque: UInt, _ outcome: Outcome) {
         let id = UInt64(opaque >> Self.indexBits), index = Int(opaque & (1 << Self.indexBits - 1))
-        guard var p = pending[id], index < p.outcomes.count, p.outcomes[index] == nil else { return }
-        p.outcomes[index] = outcome
+        guard let p = pending[id], index < p.outcomes.count, !p.reported[index] else { return }
+        p.reported[index] = true
+        if case .delivered = outcome {} else { p.outcomes[index] = outcome }
         p.missing -= 1
         if p.missing == 0 {
             pending[id] = nil
-            finished.append((id, p.outcomes.map { $0! }))
-        } else {
-            pending[id] = p
+            finished.append((id, p.outcomes))
+            if pending.isEmpty { refusing = false }
         }
+    }
+
+    func takeConnectionLost() -> Bool {
+        defer { connectionLost = false }
+        return connectionLost
     }
 
     func wait(timeoutMs: Int) -> [(id: UInt64, outcomes: [Outcome])] {
@@ -123,7 +161,7 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
             let old = current.withLock { p in defer { p = nil }; return p }
             old?.destroy(flushTimeoutMs: 0)
             for (id, p) in pending {
-                for i in p.outcomes.indices where p.outcomes[i] == nil {
+                for i in p.reported.indices where !p.reported[i] {
                     report(UInt(id) << Self.indexBits | UInt(i), .retriable("librdkafka fatal error: \(why)"))
                 }
             }

@@ -42,13 +42,18 @@ final class RDKafkaProducer {
     typealias Delivery = (_ opaque: UInt, _ error: RDKafkaError?) -> Void
     /// Called (from `poll`) when librdkafka raises a fatal error: this producer is unusable.
     typealias Fatal = (_ message: String) -> Void
+    /// Called (from `poll`) when librdkafka reports every broker down; it keeps reconnecting.
+    typealias BrokersDown = () -> Void
 
     private let handle: OpaquePointer
     /// What the C callbacks reach through the conf opaque; lives as long as the handle.
     private final class Callbacks {
         let delivery: Delivery
         let fatal: Fatal
-        init(delivery: @escaping Delivery, fatal: @escaping Fatal) { self.delivery = delivery; self.fatal = fatal }
+        let brokersDown: BrokersDown
+        init(delivery: @escaping Delivery, fatal: @escaping Fatal, brokersDown: @escaping BrokersDown) {
+            self.delivery = delivery; self.fatal = fatal; self.brokersDown = brokersDown
+        }
     }
     private let callbacks: Unmanaged<Callbacks>
 
@@ -77,9 +82,10 @@ final class RDKafkaProducer {
         rd_kafka_conf_destroy(try conf(properties))
     }
 
-    static func make(_ properties: [(String, String)], delivery: @escaping Delivery, fatal: @escaping Fatal) throws(RDKafkaError) -> RDKafkaProducer {
+    static func make(_ properties: [(String, String)], delivery: @escaping Delivery, fatal: @escaping Fatal,
+                     brokersDown: @escaping BrokersDown) throws(RDKafkaError) -> RDKafkaProducer {
         let conf = try conf(properties)
-        let callbacks = Unmanaged.passRetained(Callbacks(delivery: delivery, fatal: fatal))
+        let callbacks = Unmanaged.passRetained(Callbacks(delivery: delivery, fatal: fatal, brokersDown: brokersDown))
         rd_kafka_conf_set_opaque(conf, callbacks.toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf) { _, msg, opaque in
             guard let msg, let opaque else { return }
@@ -89,9 +95,12 @@ final class RDKafkaProducer {
         }
         rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
             // Other errors (a broker down, a refused connection) are transient: librdkafka
-            // reconnects, and the records' own reports say what happened to them.
-            guard err == RD_KAFKA_RESP_ERR__FATAL.rawValue, let rk, let opaque else { return }
+            // reconnects, and the records' own reports say what happened to them; all brokers
+            // down is passed on for the bridge's health.
+            guard let rk, let opaque else { return }
             let c = Unmanaged<Callbacks>.fromOpaque(opaque).takeUnretainedValue()
+            if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue { c.brokersDown() }
+            guard err == RD_KAFKA_RESP_ERR__FATAL.rawValue else { return }
             var buf = [CChar](repeating: 0, count: 512)
             _ = rd_kafka_fatal_error(rk, &buf, buf.count)
             c.fatal(String(cString: buf))
