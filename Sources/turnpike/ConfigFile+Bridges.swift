@@ -174,23 +174,19 @@ extension ConfigFile {
         }
         var p = PostgresSettings(dsn: dsn)
         var buffer = BufferSettings()
-        // One transaction per request of up to batch_size records, one at a time.
+        // One transaction per request of up to batch_size records, one per connection at a time.
         buffer.batchSize = 100
-        buffer.inflightWindow = 1
         for key in t.keys {
             guard let v = t[key] else { continue }
             switch key {
             case "dsn": continue
             case "pool_size":
-                // One connection only for now: more would need a request per connection.
-                guard let i = v.int, i == 1 else {
-                    throw Error(description: "\(path): invalid value for 'pool_size' in \(at): expected 1 (one connection per PostgreSQL bridge for now)")
+                guard let i = v.int, (1...64).contains(i) else {
+                    throw Error(description: "\(path): invalid value for 'pool_size' in \(at): expected 1 to 64 connections")
                 }
                 p.poolSize = i
             case "inflight_window":
-                guard v.int == 1 else {
-                    throw Error(description: "\(path): invalid value for 'inflight_window' in \(at): expected 1 (one transaction at a time on one connection)")
-                }
+                throw Error(description: "\(path): 'inflight_window' in \(at): a PostgreSQL bridge has one transaction in flight per connection; set pool_size")
             default:
                 try Self.buffer(key, v, &buffer, at, path)
             }
