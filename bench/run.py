@@ -11,6 +11,10 @@ Scenarios (see bench/README.md):
   e  fleet: 10,000 cars at 1 msg/s QoS 1, shared-subscription backend of 4
   f  (a) and (b) over TLS: idle TLS connections (handshake cost, RSS per TLS connection) and
      the fan-in ramp with every client on TLS (certificates from certs/make-dev-certs.sh)
+  g  bridges: 1,000 cars, QoS 1, 256 B, one rule -> a Kafka / PostgreSQL bridge (real servers),
+     records landed per second checked by count, CPU per message, publish->sink latency, with
+     and without ack = 'after_sink'; mosquitto (no such bridge) runs the load with a plain
+     subscriber as the "broker without a sink" reference (bench/bridges.py)
 
 Needs: .build/release/{turnpike,mqbench} (swift build -c release), mosquitto, matplotlib for the
 charts (bench/run.sh sets all of that up). Brokers run one at a time, each on a fresh port.
@@ -32,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import bridges
 
 ROOT = Path(__file__).resolve().parent.parent
 # TURNPIKE_BIN / MQBENCH_BIN benchmark other builds (e.g. a clean export of a commit);
@@ -170,10 +176,12 @@ def machine_busy(seconds):
 
 
 class Broker:
-    def __init__(self, kind, workdir, tls=None):
-        """tls: the directory of make-dev-certs.sh's files, for a TLS listener."""
+    def __init__(self, kind, workdir, tls=None, extra_toml=""):
+        """tls: the directory of make-dev-certs.sh's files, for a TLS listener; extra_toml:
+        more of Turnpike's configuration (rules, bridges)."""
         self.kind = kind
         self.tls = tls
+        self.extra_toml = extra_toml
         self.workdir = Path(workdir)
         self.proc = None
         self.port = None
@@ -191,7 +199,7 @@ class Broker:
                 cfg.write_text(TURNPIKE_TOML + TURNPIKE_TLS_LISTENERS.format(
                     plain=plain, port=self.port, certs=self.tls))
             else:
-                cfg.write_text(TURNPIKE_TOML)
+                cfg.write_text(TURNPIKE_TOML + self.extra_toml)
                 cmd[4:4] = ["--bind", HOST, "--port", str(self.port)]
         else:
             cfg = self.workdir / "mosquitto.conf"
@@ -794,6 +802,7 @@ SCENARIOS = {
     "d": ("latency", "(d) latency: 20,000 msg/s QoS 1 fan-in, 256 B"),
     "e": ("fleet", "(e) fleet: {fleet_cars:,} cars, 1 msg/s QoS 1, shared backend of 4"),
     "f": ("tls", "(f) TLS: (a) and (b) with every client on TLS"),
+    "g": ("bridges", "(g) bridges: 1,000 cars, QoS 1, 256 B -> one rule -> Kafka / PostgreSQL"),
 }
 # The metric families (tables, charts) a scenario's cases fall into: its own, but two for (f).
 def families(name):
@@ -834,6 +843,8 @@ CASE_LABEL = {"q0-64": "QoS 0, 64 B", "q1-64": "QoS 1, 64 B", "q0-1024": "QoS 0,
 
 def run_scenario(letter, kind, wd, P):
     name = SCENARIOS[letter][0]
+    if name == "bridges":
+        return bridges.run_scenario(sys.modules[__name__], kind, wd, P)
     cases, notes, argv, extra = {}, [], [], []
     brokers_cmd = None
     crash_notes = []
@@ -1021,6 +1032,31 @@ TLS_TEXT = (
     "far past what 2 cores can sign, so the clients wait up to 150 s for their CONNACK "
     "(`--connect-timeout 150`; with mqbench's default 10 s about half of them give up in the "
     "queue) and the connect rate is each broker's sustained handshake rate through the storm.")
+
+
+BRIDGES_TEXT = (
+    "1,000 cars (`mqbench pub -c 1000 -q 1 -s 256 --json-payload`: JSON telemetry with the send "
+    "time in µs) on `cars/<n>/telemetry`, one rule (`SELECT clientid AS vin, payload.timestamp AS "
+    "ts, payload.speed AS speed … INTO kafka.bench (topic = …)` or `INTO postgres.bench "
+    "(statement = 'INSERT … VALUES (${vin}, ${ts}, ${speed})')`) to a real sink on loopback: "
+    "noida-db 0.2.3 (Kafka protocol, acks = all, idempotent producer) or PostgreSQL 15 (fsync on). "
+    "The bridges have `on_full = \"backpressure\"`, so nothing is dropped: *max* runs publish as "
+    "fast as the cars' windows allow (-I 0 -F 20) and the sink's pace slows them, so records/s "
+    "is the bridge's throughput; *paced* runs offer the target rate (Kafka 50,000/s, "
+    "PostgreSQL 20,000/s) for latency below saturation. Records/s = records landed / (last "
+    "landed − first sent); every run checks that exactly cars × -L records landed (kcat reads "
+    "the topic back; `count(*)`). Broker CPU = utime+stime of the broker (all threads) from "
+    "all cars connected to all records landed, per record. Publish→sink: Kafka's record "
+    "timestamp (CreateTime: librdkafka stamps it when the bridge produces the record, so it "
+    "leaves out the producer's linger and the broker's ack, 1 ms resolution) or a PostgreSQL "
+    "`DEFAULT clock_timestamp()` column (when the INSERT ran, before its COMMIT), minus the "
+    "send time in the payload. PUBACK p99 is the cars' PUBLISH→PUBACK: with `ack = "
+    "'after_sink'` it includes the sink's confirmation (Kafka's acks = all, PostgreSQL's "
+    "COMMIT). **mosquitto has no Kafka or PostgreSQL bridge**: its rows are the same 1,000-car "
+    "QoS 1 load with one plain QoS 0 subscriber on `cars/+/telemetry` — a broker without a sink — "
+    "max and paced at 50,000/s, and Turnpike runs that reference too; records/s there is what "
+    "the subscriber received, CPU per message per acknowledged publish, and the CPU ratio "
+    "compares each row with mosquitto's reference at the same pacing.")
 
 
 def tls_cost_table(w, runs_data, family, case_keys):
@@ -1226,8 +1262,12 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
         if name == "tls":
             w(TLS_TEXT.format(**P))
             w("")
+        if name == "bridges":
+            w(BRIDGES_TEXT)
+            w("")
+            bridges.write_table(w, per_rep, LABEL)
         all_cases = cases_of(per_rep)
-        parts = families(name)
+        parts = [] if name == "bridges" else families(name)
         for family in parts:
             case_keys = [ck for ck in all_cases if family_of(ck) == family]
             h = "##"
@@ -1304,7 +1344,7 @@ def make_charts(outdir, stem, runs_data, order, P):
     for letter in order:
         name = SCENARIOS[letter][0]
         per_rep = [r["scenarios"][letter] for r in runs_data if letter in r["scenarios"]]
-        if not per_rep:
+        if not per_rep or name == "bridges":     # (g) is a table only
             continue
         all_cases = cases_of(per_rep)
         for family in families(name):
@@ -1385,8 +1425,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3, help="repetitions of each scenario (3)")
-    ap.add_argument("--scenarios", default="a,b,c,d,e,f",
-                    help="comma-separated letters out of a,b,c,d,e,f (all)")
+    ap.add_argument("--scenarios", default="a,b,c,d,e,f,g",
+                    help="comma-separated letters out of a,b,c,d,e,f,g (all)")
     ap.add_argument("--quick", action="store_true",
                     help="short runs and small counts: a smoke test (~2 min with --runs 1)")
     ap.add_argument("--out", default=str(ROOT / "bench/results"), help="results directory")
@@ -1418,10 +1458,12 @@ def main():
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
-    stem = f"{started:%Y-%m-%d}"
+    # (g) alone has a results file of its own: <date>-bridges.md.
+    stem = f"{started:%Y-%m-%d}" + ("-bridges" if order == ["g"] else "")
+    base = stem
     k = 2
     while (outdir / f"{stem}.md").exists() or (outdir / f"{stem}.json").exists():
-        stem = f"{started:%Y-%m-%d}-{k}"
+        stem = f"{base}-{k}"
         k += 1
     info = machine_info()
     log(f"results -> {outdir / stem}.md; Turnpike {info['turnpike_rev']}, {info['mosquitto']}")
@@ -1466,7 +1508,9 @@ def main():
                         # CPU the machine spent on something else than the harness, the broker
                         # and mqbench (in cores, averaged over the run; includes a little kernel
                         # network work that is charged to no process).
-                        d["foreign_cores"] = max(0.0, (b1 - b0) - (o1 - o0)) / d["seconds"]
+                        # (g) reports the CPU of the PostgreSQL server it ran (not a child).
+                        d["foreign_cores"] = max(0.0, (b1 - b0) - (o1 - o0)
+                                                 - d.get("sink_cpu_s", 0.0)) / d["seconds"]
                         d["waited_for_idle_s"] = waited
                         d["background_after"] = machine_busy(0.5)
                         if d["foreign_cores"] <= FOREIGN_MAX or attempt == args.retries:
