@@ -72,9 +72,13 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
     /// Records per request, as `batch_size` allows: they all go to librdkafka's queue at once.
     let maxBatch = 10_000
     private let settings: KafkaSettings
-    /// Swapped only on the bridge's thread, under the lock so `wakeUp` never yields a freed one.
-    private let current = Mutex<RDKafkaProducer?>(nil)
-    private var producer: RDKafkaProducer? { current.withLock { $0 } }
+    /// Used and replaced on the bridge's thread only.
+    private var producer: RDKafkaProducer?
+    /// `wakeUp` writes a byte to the first, librdkafka to the second when an event (a delivery
+    /// report, an error) waits to be served; `wait` polls both read ends.
+    private var wakePipe: [Int32] = [-1, -1]
+    private var eventPipe: [Int32] = [-1, -1]
+    private var fds: [pollfd] = []
     /// A request with reports outstanding: updated in place per report (a class, so a
     /// report never copies the request's outcomes).
     private final class Pending {
@@ -101,15 +105,24 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
 
     init(settings: KafkaSettings) throws {
         self.settings = settings
-        let p = try makeProducer()
-        current.withLock { $0 = p }
+        _ = pipe(&wakePipe)
+        _ = pipe(&eventPipe)
+        for fd in wakePipe + eventPipe { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        do {
+            producer = try makeProducer()
+        } catch {
+            for fd in wakePipe + eventPipe { Glibc.close(fd) }
+            throw error
+        }
     }
 
     private func makeProducer() throws -> RDKafkaProducer {
-        try RDKafkaProducer.make(settings.librdkafkaProperties, delivery: { [unowned self] opaque, error in
+        let p = try RDKafkaProducer.make(settings.librdkafkaProperties, delivery: { [unowned self] opaque, error in
             report(opaque, error.map { $0.isRetriable ? .retriable($0.description) : .permanent($0.description) } ?? .delivered)
         }, fatal: { [unowned self] message in fatal = message },
            brokersDown: { [unowned self] in connectionLost = true })
+        p.notifyEvents(fd: eventPipe[1])
+        return p
     }
 
     func send(_ records: [BridgeRecord], id: UInt64) {
@@ -148,40 +161,51 @@ final class KafkaDriver: SinkDriver, @unchecked Sendable {
 
     func wait(timeoutMs: Int) -> [(id: UInt64, outcomes: [Outcome])] {
         if producer == nil, !closed.load(ordering: .acquiring) {
-            // The last one failed fatally and a new one could not be made: try again, without
-            // spinning while the buffer retries.
-            if let p = try? makeProducer() { current.withLock { $0 = p } } else { usleep(UInt32(min(timeoutMs, 500)) * 1000) }
+            // The last one failed fatally and a new one could not be made: try again, at most
+            // every 500 ms while the buffer retries.
+            producer = try? makeProducer()
         }
-        let timeout = finished.isEmpty ? timeoutMs : 0
-        producer?.poll(timeoutMs: timeout)
+        // librdkafka writes to the event pipe when its queue becomes non-empty (and again
+        // once served); the 100 ms cap while records are out only bounds a missed write.
+        var timeout = finished.isEmpty ? timeoutMs : 0
+        if producer == nil { timeout = min(timeout, 500) } else if !pending.isEmpty { timeout = min(timeout, 100) }
+        fds.removeAll(keepingCapacity: true)
+        fds.append(pollfd(fd: wakePipe[0], events: Int16(POLLIN), revents: 0))
+        fds.append(pollfd(fd: eventPipe[0], events: Int16(POLLIN), revents: 0))
+        _ = poll(&fds, nfds_t(fds.count), Int32(timeout))
+        var buf = [UInt8](repeating: 0, count: 64)
+        for fd in [wakePipe[0], eventPipe[0]] { while read(fd, &buf, buf.count) > 0 {} }
+        producer?.poll(timeoutMs: 0)
         if let why = fatal {
             // A fatal error (idempotence state lost) leaves the producer unusable: what it
             // holds is retried through a new one.
             fatal = nil
-            let old = current.withLock { p in defer { p = nil }; return p }
-            old?.destroy(flushTimeoutMs: 0)
+            producer?.destroy(flushTimeoutMs: 0)
+            producer = nil
             for (id, p) in pending {
                 for i in p.reported.indices where !p.reported[i] {
                     report(UInt(id) << Self.indexBits | UInt(i), .retriable("librdkafka fatal error: \(why)"))
                 }
             }
-            let p = try? makeProducer()
-            current.withLock { $0 = p }
+            producer = try? makeProducer()
         }
         defer { finished.removeAll(keepingCapacity: true) }
         return finished
     }
 
+    /// Any thread: makes a `wait` in progress return.
     func wakeUp() {
         guard !closed.load(ordering: .acquiring) else { return }
-        current.withLock { $0?.yield() }
+        var b: UInt8 = 1
+        _ = write(wakePipe[1], &b, 1)
     }
 
     deinit { close() }
 
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let old = current.withLock { p in defer { p = nil }; return p }
-        old?.destroy(flushTimeoutMs: 2000)
+        producer?.destroy(flushTimeoutMs: 2000)
+        producer = nil
+        for fd in wakePipe + eventPipe where fd >= 0 { Glibc.close(fd) }
     }
 }

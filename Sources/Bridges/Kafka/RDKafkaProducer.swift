@@ -56,6 +56,8 @@ final class RDKafkaProducer {
         }
     }
     private let callbacks: Unmanaged<Callbacks>
+    /// The main queue's handle while `notifyEvents` is on.
+    private var events: OpaquePointer?
 
     private init(handle: OpaquePointer, callbacks: Unmanaged<Callbacks>) {
         self.handle = handle
@@ -140,13 +142,21 @@ final class RDKafkaProducer {
     /// Serves delivery reports and errors, waiting up to `timeoutMs` for the first.
     func poll(timeoutMs: Int) { rd_kafka_poll(handle, Int32(clamping: timeoutMs)) }
 
-    /// Makes a `poll` in progress return; any thread.
-    func yield() { rd_kafka_yield(handle) }
+    /// From now on librdkafka writes a byte to `fd` when an event waits for `poll` (after the
+    /// queue was served), so the caller can wait on the fd with its others. (rd_kafka_yield
+    /// cannot wake a poll from another thread: it only flags the calling one.)
+    func notifyEvents(fd: Int32) {
+        guard events == nil, let q = rd_kafka_queue_get_main(handle) else { return }
+        var one: UInt8 = 1
+        rd_kafka_queue_io_event_enable(q, fd, &one, 1)
+        events = q
+    }
 
     /// Waits up to `timeoutMs` for what is queued to be delivered, then frees the handle (what
     /// is left is purged without reports).
     func destroy(flushTimeoutMs: Int) {
         _ = rd_kafka_flush(handle, Int32(clamping: flushTimeoutMs))
+        if let events { rd_kafka_queue_destroy(events) }
         rd_kafka_destroy(handle)
         callbacks.release()
     }
