@@ -10,7 +10,7 @@ import time
 import pytest
 
 import rawmqtt as R
-from conftest import TURNPIKE_BIN
+from conftest import TURNPIKE_BIN, free_port
 from servers import Noida
 from test_bridges import bridge_metrics, publish_all, start_bridged, stop_all
 
@@ -109,6 +109,19 @@ def test_kafka_down_mid_stream_loses_nothing(noida, bridged):
     rows = k.read("telemetry", 10_000)
     assert len(rows) == 10_000, len(rows)
     check_cars(rows, 20, 500)
+
+
+def test_kafka_records_expire_at_request_ttl(bridged):
+    """No Kafka broker at all and request_ttl = 2: librdkafka retries each record until then
+    (message.timeout.ms comes from request_ttl), then it is dropped as expired, counted, and
+    the bridge shows disconnected meanwhile."""
+    b = bridged(f"127.0.0.1:{free_port()}", {"to_kafka": TELEMETRY_RULE}, bridge_keys="request_ttl = 2\n")
+    publish_all(b, 2, 5)
+    m = bridge_metrics(b, lambda m: m["status"] == 2, bridge="kafka.fleet", timeout=10)
+    assert m["status"] == 2 and m["success"] == 0, m
+    m = bridge_metrics(b, lambda m: m["dropped.expired"] == 10, bridge="kafka.fleet", timeout=15)
+    assert m["dropped"] == 10 and m["dropped.expired"] == 10 and m["success"] == 0 and m["failed"] == 0, m
+    assert m["inflight"] == 0 and m["queuing"] == 0, m
 
 
 def test_kafka_too_large_is_dead_lettered(noida, bridged, uid):
