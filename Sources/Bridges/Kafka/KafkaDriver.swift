@@ -60,9 +60,9 @@ public struct KafkaSettings: Sendable {
 }
 
 /// Kafka produce through librdkafka, on the bridge's thread: one producer per bridge, each
-/// record of a request produced with an opaque naming (request, index), and `wait` =
-/// `rd_kafka_poll`, which serves the delivery reports. A request is finished when each of its
-/// records has a report. Several requests may be in librdkafka at once (`inflight_window`):
+/// record of a request produced with an opaque naming (request, index); `wait` sleeps on a
+/// wake pipe and librdkafka's event pipe, then serves the delivery reports
+/// (`rd_kafka_poll(0)`). A request is finished when each of its records has a report. Several requests may be in librdkafka at once (`inflight_window`):
 /// records enter its queue in arrival order and it retries them itself (see
 /// `librdkafkaProperties`), so the buffer's own retries are only for what never entered it
 /// (a produce refused, a producer lost to a fatal error) — and then nothing later is let in
