@@ -1150,66 +1150,77 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
     w("")
     w("</details>")
     w("")
-    w("### Fan-in (b): why a ramp and not one `-I 0` run")
-    w("")
-    w("MQTT has no end-to-end flow control: a broker acknowledges a publisher when it has the "
-      "message, not when the subscriber has it. With 100 publishers and one subscriber the "
-      "subscriber's queue is the bottleneck, and both brokers drop past "
-      "`max_queued_messages` (1000 per client) — so \"as fast as it goes\" is not lossless even "
-      "at QoS 1 with `-I 0 -F 20` (the broker acks the publishers within its own window; the "
-      "subscriber's window is 20). At QoS 0 with `-I 0` the publishers have no window at all: "
-      "they fill the kernel's socket buffers faster than any broker reads them, so the run "
-      "measures buffer sizes and how the 2 cores are shared with mqbench (seconds of latency, "
-      "most messages never read before the end), not the broker.")
-    w("")
-    nb = P["fanin_bisect"]
-    bisect_text = {0: "no bisection", 1: "one bisection"}.get(nb, f"{nb} bisections")
-    w(f"So (b) ramps the offered rate (100 publishers at a fixed interval each, `-I`): "
-      f"{FANIN_START:,} msg/s, doubling while the step passes, then "
-      f"{bisect_text} "
-      f"between the last pass and the first failure (geometric mean), each step "
-      f"{P['fanin_step']:g} s of publishing plus {P['fanin_drain']:g} s for the last messages to "
-      "arrive, on a topic of its own, once the broker is idle again after the last step. A step passes when the publishers achieved ≥ 90 % of the offered rate and the "
-      f"subscriber received ≥ 99.9 % of what was sent with a p99 latency under "
-      f"{FANIN_P99_MAX:g} ms (above that the broker is building a backlog, not keeping up). Rates are over the "
-      "publishing time (the step less the clients' connect phase, which TLS handshakes make "
-      "long); the 10 % margin covers timer jitter in 100 publishers, and a broker that cannot "
-      "keep up at QoS 1 slows its publishers far more than that. **Highest lossless delivered rate** is "
-      "the subscriber's rate at the highest passing step (so its resolution is the step size, "
-      "about ×1.4); latency and CPU are from that step, i.e. at each broker's own limit, not at "
-      "equal load — (d) compares latency at equal load. **Overload** shows what happens past "
-      "the limit: for QoS 1 one run at `-I 0 -F 20` (publishers as fast as their 20-message "
-      "windows allow; \"publishers' rate\" is then the broker's acknowledged ingest rate); for "
-      "QoS 0 the first failing ramp step (offered rate in the table). Loss there is "
-      "(sent − received)/sent.")
-    w("")
-    w("### Other scenarios")
-    w("")
-    w(f"- (a) `mqbench conn` with {P['idle_conns']:,} clients offered at {P['conn_rate']:,}/s "
-      "(mqbench splits them over 2 worker processes), spread over 8 loopback source addresses "
-      "(with one address, connect() runs out of the even ephemeral ports it prefers at ~14k "
-      "connections and stalls for seconds — for both brokers). Connect rate = clients / time "
-      "until the last worker had all its clients connected (CONNACK received); it cannot exceed "
-      "the offered rate. RSS per connection = (RSS after "
-      f"{P['idle_hold']:g} s idle − RSS before any client) / clients. Idle CPU is measured over 2 s "
-      "with every client connected.")
-    w(f"- (c) {P['fanout_subs']:,} QoS 0 subscribers on one topic; one QoS 0 publisher at "
-      f"{P['fanout_msg_rate']} msg/s, 64 B, for {P['fanout_dur']:g} s = "
-      f"{P['fanout_msg_rate'] * P['fanout_subs']:,} deliveries/s offered. Delivered rate = "
-      "messages received / publishing time (messages still arriving up to 5 s after the "
-      "publisher stopped count; later ones are loss). At a fixed offered rate the delivered "
-      "rate only drops with loss; a broker that cannot keep up shows it in latency.")
-    w(f"- (d) 100 QoS 1 publishers at 200 msg/s each (`-I 5 -F 20`), 256 B, one QoS 1 "
-      f"subscriber, {P['lat_dur']:g} s.")
-    w(f"- (e) `mqbench fleet` with {P['fleet_cars']:,} cars (connected at 5,000/s), telemetry "
-      "at 1 msg/s each, QoS 1, 4 backend clients sharing `$share/backend/cars/+/telemetry`, "
-      f"10 % of the cars getting commands; {P['fleet_dur']:g} s including the connect phase. "
-      "CPU per million counts every delivery (telemetry, commands, command acks) over the "
-      "whole run; steady-state CPU is sampled after all cars connected. \"Not delivered by the "
-      "end\" is telemetry sent but not received when the run stopped (in flight at the stop "
-      "included).")
-    w("- (f) (a) and (b) again with every client on TLS; see its section.")
-    w("")
+    if "b" in order or "f" in order:
+        w("### Fan-in (b): why a ramp and not one `-I 0` run")
+        w("")
+        w("MQTT has no end-to-end flow control: a broker acknowledges a publisher when it has the "
+          "message, not when the subscriber has it. With 100 publishers and one subscriber the "
+          "subscriber's queue is the bottleneck, and both brokers drop past "
+          "`max_queued_messages` (1000 per client) — so \"as fast as it goes\" is not lossless even "
+          "at QoS 1 with `-I 0 -F 20` (the broker acks the publishers within its own window; the "
+          "subscriber's window is 20). At QoS 0 with `-I 0` the publishers have no window at all: "
+          "they fill the kernel's socket buffers faster than any broker reads them, so the run "
+          "measures buffer sizes and how the 2 cores are shared with mqbench (seconds of latency, "
+          "most messages never read before the end), not the broker.")
+        w("")
+        nb = P["fanin_bisect"]
+        bisect_text = {0: "no bisection", 1: "one bisection"}.get(nb, f"{nb} bisections")
+        w(f"So (b) ramps the offered rate (100 publishers at a fixed interval each, `-I`): "
+          f"{FANIN_START:,} msg/s, doubling while the step passes, then "
+          f"{bisect_text} "
+          f"between the last pass and the first failure (geometric mean), each step "
+          f"{P['fanin_step']:g} s of publishing plus {P['fanin_drain']:g} s for the last messages to "
+          "arrive, on a topic of its own, once the broker is idle again after the last step. A step passes when the publishers achieved ≥ 90 % of the offered rate and the "
+          f"subscriber received ≥ 99.9 % of what was sent with a p99 latency under "
+          f"{FANIN_P99_MAX:g} ms (above that the broker is building a backlog, not keeping up). Rates are over the "
+          "publishing time (the step less the clients' connect phase, which TLS handshakes make "
+          "long); the 10 % margin covers timer jitter in 100 publishers, and a broker that cannot "
+          "keep up at QoS 1 slows its publishers far more than that. **Highest lossless delivered rate** is "
+          "the subscriber's rate at the highest passing step (so its resolution is the step size, "
+          "about ×1.4); latency and CPU are from that step, i.e. at each broker's own limit, not at "
+          "equal load — (d) compares latency at equal load. **Overload** shows what happens past "
+          "the limit: for QoS 1 one run at `-I 0 -F 20` (publishers as fast as their 20-message "
+          "windows allow; \"publishers' rate\" is then the broker's acknowledged ingest rate); for "
+          "QoS 0 the first failing ramp step (offered rate in the table). Loss there is "
+          "(sent − received)/sent.")
+        w("")
+    present = [x for x in order if x in "acdefg"]
+    if present:
+        w("### Other scenarios")
+        w("")
+    if "a" in order:
+        w(f"- (a) `mqbench conn` with {P['idle_conns']:,} clients offered at {P['conn_rate']:,}/s "
+          "(mqbench splits them over 2 worker processes), spread over 8 loopback source addresses "
+          "(with one address, connect() runs out of the even ephemeral ports it prefers at ~14k "
+          "connections and stalls for seconds — for both brokers). Connect rate = clients / time "
+          "until the last worker had all its clients connected (CONNACK received); it cannot exceed "
+          "the offered rate. RSS per connection = (RSS after "
+          f"{P['idle_hold']:g} s idle − RSS before any client) / clients. Idle CPU is measured over 2 s "
+          "with every client connected.")
+    if "c" in order:
+        w(f"- (c) {P['fanout_subs']:,} QoS 0 subscribers on one topic; one QoS 0 publisher at "
+          f"{P['fanout_msg_rate']} msg/s, 64 B, for {P['fanout_dur']:g} s = "
+          f"{P['fanout_msg_rate'] * P['fanout_subs']:,} deliveries/s offered. Delivered rate = "
+          "messages received / publishing time (messages still arriving up to 5 s after the "
+          "publisher stopped count; later ones are loss). At a fixed offered rate the delivered "
+          "rate only drops with loss; a broker that cannot keep up shows it in latency.")
+    if "d" in order:
+        w(f"- (d) 100 QoS 1 publishers at 200 msg/s each (`-I 5 -F 20`), 256 B, one QoS 1 "
+          f"subscriber, {P['lat_dur']:g} s.")
+    if "e" in order:
+        w(f"- (e) `mqbench fleet` with {P['fleet_cars']:,} cars (connected at 5,000/s), telemetry "
+          "at 1 msg/s each, QoS 1, 4 backend clients sharing `$share/backend/cars/+/telemetry`, "
+          f"10 % of the cars getting commands; {P['fleet_dur']:g} s including the connect phase. "
+          "CPU per million counts every delivery (telemetry, commands, command acks) over the "
+          "whole run; steady-state CPU is sampled after all cars connected. \"Not delivered by the "
+          "end\" is telemetry sent but not received when the run stopped (in flight at the stop "
+          "included).")
+    if "f" in order:
+        w("- (f) (a) and (b) again with every client on TLS; see its section.")
+    if "g" in order:
+        w("- (g) see its section.")
+    if present:
+        w("")
 
     # Disturbance
     w("## Disturbance check")
