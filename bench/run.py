@@ -11,6 +11,10 @@ Scenarios (see bench/README.md):
   e  fleet: 10,000 cars at 1 msg/s QoS 1, shared-subscription backend of 4
   f  (a) and (b) over TLS: idle TLS connections (handshake cost, RSS per TLS connection) and
      the fan-in ramp with every client on TLS (certificates from certs/make-dev-certs.sh)
+  g  bridges: 1,000 cars, QoS 1, 256 B, one rule -> a Kafka / PostgreSQL bridge (real servers),
+     records landed per second checked by count, CPU per message, publish->sink latency, with
+     and without ack = 'after_sink'; mosquitto (no such bridge) runs the load with a plain
+     subscriber as the "broker without a sink" reference (bench/bridges.py)
 
 Needs: .build/release/{turnpike,mqbench} (swift build -c release), mosquitto, matplotlib for the
 charts (bench/run.sh sets all of that up). Brokers run one at a time, each on a fresh port.
@@ -32,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import bridges
 
 ROOT = Path(__file__).resolve().parent.parent
 # TURNPIKE_BIN / MQBENCH_BIN benchmark other builds (e.g. a clean export of a commit);
@@ -170,10 +176,12 @@ def machine_busy(seconds):
 
 
 class Broker:
-    def __init__(self, kind, workdir, tls=None):
-        """tls: the directory of make-dev-certs.sh's files, for a TLS listener."""
+    def __init__(self, kind, workdir, tls=None, extra_toml=""):
+        """tls: the directory of make-dev-certs.sh's files, for a TLS listener; extra_toml:
+        more of Turnpike's configuration (rules, bridges)."""
         self.kind = kind
         self.tls = tls
+        self.extra_toml = extra_toml
         self.workdir = Path(workdir)
         self.proc = None
         self.port = None
@@ -191,7 +199,7 @@ class Broker:
                 cfg.write_text(TURNPIKE_TOML + TURNPIKE_TLS_LISTENERS.format(
                     plain=plain, port=self.port, certs=self.tls))
             else:
-                cfg.write_text(TURNPIKE_TOML)
+                cfg.write_text(TURNPIKE_TOML + self.extra_toml)
                 cmd[4:4] = ["--bind", HOST, "--port", str(self.port)]
         else:
             cfg = self.workdir / "mosquitto.conf"
@@ -794,6 +802,7 @@ SCENARIOS = {
     "d": ("latency", "(d) latency: 20,000 msg/s QoS 1 fan-in, 256 B"),
     "e": ("fleet", "(e) fleet: {fleet_cars:,} cars, 1 msg/s QoS 1, shared backend of 4"),
     "f": ("tls", "(f) TLS: (a) and (b) with every client on TLS"),
+    "g": ("bridges", "(g) bridges: 1,000 cars, QoS 1, 256 B -> one rule -> Kafka / PostgreSQL"),
 }
 # The metric families (tables, charts) a scenario's cases fall into: its own, but two for (f).
 def families(name):
@@ -834,6 +843,8 @@ CASE_LABEL = {"q0-64": "QoS 0, 64 B", "q1-64": "QoS 1, 64 B", "q0-1024": "QoS 0,
 
 def run_scenario(letter, kind, wd, P):
     name = SCENARIOS[letter][0]
+    if name == "bridges":
+        return bridges.run_scenario(sys.modules[__name__], kind, wd, P)
     cases, notes, argv, extra = {}, [], [], []
     brokers_cmd = None
     crash_notes = []
@@ -1023,6 +1034,31 @@ TLS_TEXT = (
     "queue) and the connect rate is each broker's sustained handshake rate through the storm.")
 
 
+BRIDGES_TEXT = (
+    "1,000 cars (`mqbench pub -c 1000 -q 1 -s 256 --json-payload`: JSON telemetry with the send "
+    "time in µs) on `cars/<n>/telemetry`, one rule (`SELECT clientid AS vin, payload.timestamp AS "
+    "ts, payload.speed AS speed … INTO kafka.bench (topic = …)` or `INTO postgres.bench "
+    "(statement = 'INSERT … VALUES (${vin}, ${ts}, ${speed})')`) to a real sink on loopback: "
+    "noida-db 0.2.3 (Kafka protocol, acks = all, idempotent producer) or PostgreSQL 15 (fsync on). "
+    "The bridges have `on_full = \"backpressure\"`, so nothing is dropped: *max* runs publish as "
+    "fast as the cars' windows allow (-I 0 -F 20) and the sink's pace slows them, so records/s "
+    "is the bridge's throughput; *paced* runs offer the target rate (Kafka 50,000/s, "
+    "PostgreSQL 20,000/s) for latency below saturation. Records/s = records landed / (last "
+    "landed − first sent); every run checks that exactly cars × -L records landed (kcat reads "
+    "the topic back; `count(*)`). Broker CPU = utime+stime of the broker (all threads) from "
+    "all cars connected to all records landed, per record. Publish→sink: Kafka's record "
+    "timestamp (CreateTime: librdkafka stamps it when the bridge produces the record, so it "
+    "leaves out the producer's linger and the broker's ack, 1 ms resolution) or a PostgreSQL "
+    "`DEFAULT clock_timestamp()` column (when the INSERT ran, before its COMMIT), minus the "
+    "send time in the payload. PUBACK p99 is the cars' PUBLISH→PUBACK: with `ack = "
+    "'after_sink'` it includes the sink's confirmation (Kafka's acks = all, PostgreSQL's "
+    "COMMIT). **mosquitto has no Kafka or PostgreSQL bridge**: its rows are the same 1,000-car "
+    "QoS 1 load with one plain QoS 0 subscriber on `cars/+/telemetry` — a broker without a sink — "
+    "max and paced at 50,000/s, and Turnpike runs that reference too; records/s there is what "
+    "the subscriber received, CPU per message per acknowledged publish, and the CPU ratio "
+    "compares each row with mosquitto's reference at the same pacing.")
+
+
 def tls_cost_table(w, runs_data, family, case_keys):
     plain = PLAIN_OF[family]
     if not any(plain in r["scenarios"] for r in runs_data):
@@ -1114,66 +1150,77 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
     w("")
     w("</details>")
     w("")
-    w("### Fan-in (b): why a ramp and not one `-I 0` run")
-    w("")
-    w("MQTT has no end-to-end flow control: a broker acknowledges a publisher when it has the "
-      "message, not when the subscriber has it. With 100 publishers and one subscriber the "
-      "subscriber's queue is the bottleneck, and both brokers drop past "
-      "`max_queued_messages` (1000 per client) — so \"as fast as it goes\" is not lossless even "
-      "at QoS 1 with `-I 0 -F 20` (the broker acks the publishers within its own window; the "
-      "subscriber's window is 20). At QoS 0 with `-I 0` the publishers have no window at all: "
-      "they fill the kernel's socket buffers faster than any broker reads them, so the run "
-      "measures buffer sizes and how the 2 cores are shared with mqbench (seconds of latency, "
-      "most messages never read before the end), not the broker.")
-    w("")
-    nb = P["fanin_bisect"]
-    bisect_text = {0: "no bisection", 1: "one bisection"}.get(nb, f"{nb} bisections")
-    w(f"So (b) ramps the offered rate (100 publishers at a fixed interval each, `-I`): "
-      f"{FANIN_START:,} msg/s, doubling while the step passes, then "
-      f"{bisect_text} "
-      f"between the last pass and the first failure (geometric mean), each step "
-      f"{P['fanin_step']:g} s of publishing plus {P['fanin_drain']:g} s for the last messages to "
-      "arrive, on a topic of its own, once the broker is idle again after the last step. A step passes when the publishers achieved ≥ 90 % of the offered rate and the "
-      f"subscriber received ≥ 99.9 % of what was sent with a p99 latency under "
-      f"{FANIN_P99_MAX:g} ms (above that the broker is building a backlog, not keeping up). Rates are over the "
-      "publishing time (the step less the clients' connect phase, which TLS handshakes make "
-      "long); the 10 % margin covers timer jitter in 100 publishers, and a broker that cannot "
-      "keep up at QoS 1 slows its publishers far more than that. **Highest lossless delivered rate** is "
-      "the subscriber's rate at the highest passing step (so its resolution is the step size, "
-      "about ×1.4); latency and CPU are from that step, i.e. at each broker's own limit, not at "
-      "equal load — (d) compares latency at equal load. **Overload** shows what happens past "
-      "the limit: for QoS 1 one run at `-I 0 -F 20` (publishers as fast as their 20-message "
-      "windows allow; \"publishers' rate\" is then the broker's acknowledged ingest rate); for "
-      "QoS 0 the first failing ramp step (offered rate in the table). Loss there is "
-      "(sent − received)/sent.")
-    w("")
-    w("### Other scenarios")
-    w("")
-    w(f"- (a) `mqbench conn` with {P['idle_conns']:,} clients offered at {P['conn_rate']:,}/s "
-      "(mqbench splits them over 2 worker processes), spread over 8 loopback source addresses "
-      "(with one address, connect() runs out of the even ephemeral ports it prefers at ~14k "
-      "connections and stalls for seconds — for both brokers). Connect rate = clients / time "
-      "until the last worker had all its clients connected (CONNACK received); it cannot exceed "
-      "the offered rate. RSS per connection = (RSS after "
-      f"{P['idle_hold']:g} s idle − RSS before any client) / clients. Idle CPU is measured over 2 s "
-      "with every client connected.")
-    w(f"- (c) {P['fanout_subs']:,} QoS 0 subscribers on one topic; one QoS 0 publisher at "
-      f"{P['fanout_msg_rate']} msg/s, 64 B, for {P['fanout_dur']:g} s = "
-      f"{P['fanout_msg_rate'] * P['fanout_subs']:,} deliveries/s offered. Delivered rate = "
-      "messages received / publishing time (messages still arriving up to 5 s after the "
-      "publisher stopped count; later ones are loss). At a fixed offered rate the delivered "
-      "rate only drops with loss; a broker that cannot keep up shows it in latency.")
-    w(f"- (d) 100 QoS 1 publishers at 200 msg/s each (`-I 5 -F 20`), 256 B, one QoS 1 "
-      f"subscriber, {P['lat_dur']:g} s.")
-    w(f"- (e) `mqbench fleet` with {P['fleet_cars']:,} cars (connected at 5,000/s), telemetry "
-      "at 1 msg/s each, QoS 1, 4 backend clients sharing `$share/backend/cars/+/telemetry`, "
-      f"10 % of the cars getting commands; {P['fleet_dur']:g} s including the connect phase. "
-      "CPU per million counts every delivery (telemetry, commands, command acks) over the "
-      "whole run; steady-state CPU is sampled after all cars connected. \"Not delivered by the "
-      "end\" is telemetry sent but not received when the run stopped (in flight at the stop "
-      "included).")
-    w("- (f) (a) and (b) again with every client on TLS; see its section.")
-    w("")
+    if "b" in order or "f" in order:
+        w("### Fan-in (b): why a ramp and not one `-I 0` run")
+        w("")
+        w("MQTT has no end-to-end flow control: a broker acknowledges a publisher when it has the "
+          "message, not when the subscriber has it. With 100 publishers and one subscriber the "
+          "subscriber's queue is the bottleneck, and both brokers drop past "
+          "`max_queued_messages` (1000 per client) — so \"as fast as it goes\" is not lossless even "
+          "at QoS 1 with `-I 0 -F 20` (the broker acks the publishers within its own window; the "
+          "subscriber's window is 20). At QoS 0 with `-I 0` the publishers have no window at all: "
+          "they fill the kernel's socket buffers faster than any broker reads them, so the run "
+          "measures buffer sizes and how the 2 cores are shared with mqbench (seconds of latency, "
+          "most messages never read before the end), not the broker.")
+        w("")
+        nb = P["fanin_bisect"]
+        bisect_text = {0: "no bisection", 1: "one bisection"}.get(nb, f"{nb} bisections")
+        w(f"So (b) ramps the offered rate (100 publishers at a fixed interval each, `-I`): "
+          f"{FANIN_START:,} msg/s, doubling while the step passes, then "
+          f"{bisect_text} "
+          f"between the last pass and the first failure (geometric mean), each step "
+          f"{P['fanin_step']:g} s of publishing plus {P['fanin_drain']:g} s for the last messages to "
+          "arrive, on a topic of its own, once the broker is idle again after the last step. A step passes when the publishers achieved ≥ 90 % of the offered rate and the "
+          f"subscriber received ≥ 99.9 % of what was sent with a p99 latency under "
+          f"{FANIN_P99_MAX:g} ms (above that the broker is building a backlog, not keeping up). Rates are over the "
+          "publishing time (the step less the clients' connect phase, which TLS handshakes make "
+          "long); the 10 % margin covers timer jitter in 100 publishers, and a broker that cannot "
+          "keep up at QoS 1 slows its publishers far more than that. **Highest lossless delivered rate** is "
+          "the subscriber's rate at the highest passing step (so its resolution is the step size, "
+          "about ×1.4); latency and CPU are from that step, i.e. at each broker's own limit, not at "
+          "equal load — (d) compares latency at equal load. **Overload** shows what happens past "
+          "the limit: for QoS 1 one run at `-I 0 -F 20` (publishers as fast as their 20-message "
+          "windows allow; \"publishers' rate\" is then the broker's acknowledged ingest rate); for "
+          "QoS 0 the first failing ramp step (offered rate in the table). Loss there is "
+          "(sent − received)/sent.")
+        w("")
+    present = [x for x in order if x in "acdefg"]
+    if present:
+        w("### Other scenarios")
+        w("")
+    if "a" in order:
+        w(f"- (a) `mqbench conn` with {P['idle_conns']:,} clients offered at {P['conn_rate']:,}/s "
+          "(mqbench splits them over 2 worker processes), spread over 8 loopback source addresses "
+          "(with one address, connect() runs out of the even ephemeral ports it prefers at ~14k "
+          "connections and stalls for seconds — for both brokers). Connect rate = clients / time "
+          "until the last worker had all its clients connected (CONNACK received); it cannot exceed "
+          "the offered rate. RSS per connection = (RSS after "
+          f"{P['idle_hold']:g} s idle − RSS before any client) / clients. Idle CPU is measured over 2 s "
+          "with every client connected.")
+    if "c" in order:
+        w(f"- (c) {P['fanout_subs']:,} QoS 0 subscribers on one topic; one QoS 0 publisher at "
+          f"{P['fanout_msg_rate']} msg/s, 64 B, for {P['fanout_dur']:g} s = "
+          f"{P['fanout_msg_rate'] * P['fanout_subs']:,} deliveries/s offered. Delivered rate = "
+          "messages received / publishing time (messages still arriving up to 5 s after the "
+          "publisher stopped count; later ones are loss). At a fixed offered rate the delivered "
+          "rate only drops with loss; a broker that cannot keep up shows it in latency.")
+    if "d" in order:
+        w(f"- (d) 100 QoS 1 publishers at 200 msg/s each (`-I 5 -F 20`), 256 B, one QoS 1 "
+          f"subscriber, {P['lat_dur']:g} s.")
+    if "e" in order:
+        w(f"- (e) `mqbench fleet` with {P['fleet_cars']:,} cars (connected at 5,000/s), telemetry "
+          "at 1 msg/s each, QoS 1, 4 backend clients sharing `$share/backend/cars/+/telemetry`, "
+          f"10 % of the cars getting commands; {P['fleet_dur']:g} s including the connect phase. "
+          "CPU per million counts every delivery (telemetry, commands, command acks) over the "
+          "whole run; steady-state CPU is sampled after all cars connected. \"Not delivered by the "
+          "end\" is telemetry sent but not received when the run stopped (in flight at the stop "
+          "included).")
+    if "f" in order:
+        w("- (f) (a) and (b) again with every client on TLS; see its section.")
+    if "g" in order:
+        w("- (g) see its section.")
+    if present:
+        w("")
 
     # Disturbance
     w("## Disturbance check")
@@ -1226,8 +1273,12 @@ def write_results(outdir, stem, args, P, info, runs_data, order, started, finish
         if name == "tls":
             w(TLS_TEXT.format(**P))
             w("")
+        if name == "bridges":
+            w(BRIDGES_TEXT)
+            w("")
+            bridges.write_table(w, per_rep, LABEL)
         all_cases = cases_of(per_rep)
-        parts = families(name)
+        parts = [] if name == "bridges" else families(name)
         for family in parts:
             case_keys = [ck for ck in all_cases if family_of(ck) == family]
             h = "##"
@@ -1304,7 +1355,7 @@ def make_charts(outdir, stem, runs_data, order, P):
     for letter in order:
         name = SCENARIOS[letter][0]
         per_rep = [r["scenarios"][letter] for r in runs_data if letter in r["scenarios"]]
-        if not per_rep:
+        if not per_rep or name == "bridges":     # (g) is a table only
             continue
         all_cases = cases_of(per_rep)
         for family in families(name):
@@ -1385,8 +1436,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3, help="repetitions of each scenario (3)")
-    ap.add_argument("--scenarios", default="a,b,c,d,e,f",
-                    help="comma-separated letters out of a,b,c,d,e,f (all)")
+    ap.add_argument("--scenarios", default="a,b,c,d,e,f,g",
+                    help="comma-separated letters out of a,b,c,d,e,f,g (all)")
     ap.add_argument("--quick", action="store_true",
                     help="short runs and small counts: a smoke test (~2 min with --runs 1)")
     ap.add_argument("--out", default=str(ROOT / "bench/results"), help="results directory")
@@ -1418,10 +1469,12 @@ def main():
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
-    stem = f"{started:%Y-%m-%d}"
+    # (g) alone has a results file of its own: <date>-bridges.md.
+    stem = f"{started:%Y-%m-%d}" + ("-bridges" if order == ["g"] else "")
+    base = stem
     k = 2
     while (outdir / f"{stem}.md").exists() or (outdir / f"{stem}.json").exists():
-        stem = f"{started:%Y-%m-%d}-{k}"
+        stem = f"{base}-{k}"
         k += 1
     info = machine_info()
     log(f"results -> {outdir / stem}.md; Turnpike {info['turnpike_rev']}, {info['mosquitto']}")
@@ -1466,7 +1519,9 @@ def main():
                         # CPU the machine spent on something else than the harness, the broker
                         # and mqbench (in cores, averaged over the run; includes a little kernel
                         # network work that is charged to no process).
-                        d["foreign_cores"] = max(0.0, (b1 - b0) - (o1 - o0)) / d["seconds"]
+                        # (g) reports the CPU of the PostgreSQL server it ran (not a child).
+                        d["foreign_cores"] = max(0.0, (b1 - b0) - (o1 - o0)
+                                                 - d.get("sink_cpu_s", 0.0)) / d["seconds"]
                         d["waited_for_idle_s"] = waited
                         d["background_after"] = machine_busy(0.5)
                         if d["foreign_cores"] <= FOREIGN_MAX or attempt == args.retries:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: Turnpike against mosquitto on loopback; writes bench/results/<date>.md and charts.
-#   bench/run.sh                       3 runs of every scenario (~40 min)
+#   bench/run.sh                       3 runs of every scenario (~50 min)
 #   bench/run.sh --quick --runs 1      smoke test (~2 min)
 #   bench/run.sh --scenarios b,d       some scenarios only; see bench/run.py --help
 # Installs what is missing (mosquitto via scripts/install-deps.sh test, matplotlib in .venv-bench),

@@ -43,8 +43,8 @@ public enum Bridges {
         }
         var buffer = d.buffer
         if case .webhook(let w) = d.kind { buffer.inflightWindow = w.poolSize }
-        // One connection runs one transaction at a time (pool_size = 1 for now).
-        if case .postgres = d.kind { buffer.inflightWindow = 1 }
+        // One transaction in flight per connection.
+        if case .postgres(let p) = d.kind { buffer.inflightWindow = p.poolSize }
         let b = BridgeBuffer(id: d.id, settings: buffer, driver: driver, loops: loops, broker: broker, logger: logger)
         b.start()
         logger.info("bridge \(d.id) started")

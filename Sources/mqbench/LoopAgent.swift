@@ -30,6 +30,9 @@ struct Plan: Sendable {
     var publishInterval: Double
     var payloadSize: Int
     var message: [UInt8]?
+    /// pub: the payload is JSON, `{"timestamp":<µs>,"speed":<n>,"pad":"x…"}` of `payloadSize`
+    /// bytes, for rules that read fields (the send time then comes from `timestamp`).
+    var jsonPayload = false
     /// Messages per publisher; 0: no limit.
     var limit: Int
     var inflight: Int
@@ -165,6 +168,8 @@ final class LoopAgent: MQTTConnectionDelegate {
             if plan.topicSpread > 0 { c.topicUser = user; c.topicName = name }
             if let m = plan.message {
                 c.payload = m
+            } else if plan.jsonPayload {
+                c.payload = jsonTelemetry(size: plan.payloadSize, speed: seq % 200)
             } else {
                 c.payload = [UInt8](repeating: UInt8(ascii: "x"), count: plan.payloadSize)
             }
@@ -243,7 +248,9 @@ final class LoopAgent: MQTTConnectionDelegate {
         default:
             LoopStats.inc(stats.received)
             let p = publish.payload
-            if p.count >= 8 {
+            if let ts = jsonTimestamp(p) {
+                recordLatency(&latency, since: ts)
+            } else if p.count >= 8 {
                 var ts: UInt64 = 0
                 p.withUnsafeBytes { ts = UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
                 recordLatency(&latency, since: ts)
@@ -362,7 +369,9 @@ final class LoopAgent: MQTTConnectionDelegate {
                 let body = bc.sim.telemetry(vin: bc.vin, timestamp: wallClockMicroseconds(), interval: plan.publishInterval)
                 c.publish(topic: bc.topic, payload: body, qos: qos)
             } else {
-                if plan.message == nil && bc.payload.count >= 8 {
+                if plan.jsonPayload {
+                    writeJSONTimestamp(&bc.payload, wallClockMicroseconds())
+                } else if plan.message == nil && bc.payload.count >= 8 {
                     let ts = wallClockMicroseconds().bigEndian
                     bc.payload.withUnsafeMutableBytes { $0.storeBytes(of: ts, as: UInt64.self) }
                 }
@@ -493,6 +502,23 @@ func vin(for seq: Int) -> String {
 func seqFromVIN(_ vin: Substring) -> Int? {
     guard vin.hasPrefix("TPK") else { return nil }
     return Int(vin.dropFirst(3))
+}
+
+/// `--json-payload`: `{"timestamp":<16 digits>,"speed":<n>,"pad":"x…"}`, padded to `size` bytes
+/// (at least the fields themselves); the timestamp is rewritten in place per publish.
+func jsonTelemetry(size: Int, speed: Int) -> [UInt8] {
+    let head = "{\"timestamp\":0000000000000000,\"speed\":\(speed),\"pad\":\""
+    let pad = max(0, size - head.utf8.count - 2)
+    return Array(head.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: pad) + Array("\"}".utf8)
+}
+
+/// Writes `ts` (µs since the epoch: 16 digits until the year 2286) after `{"timestamp":`.
+func writeJSONTimestamp(_ payload: inout [UInt8], _ ts: UInt64) {
+    var v = ts
+    payload.withUnsafeMutableBufferPointer { b in
+        var i = 13 + 15
+        while i >= 13 { b[i] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; i -= 1 }
+    }
 }
 
 /// The value of a leading `{"timestamp":<digits>` in a JSON payload.

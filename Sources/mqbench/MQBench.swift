@@ -40,7 +40,7 @@ struct Conn: ParsableCommand {
 struct Sub: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Subscribe clients and count what they receive (until --duration or Ctrl-C).",
-        discussion: "Latency is measured from the first 8 bytes of each payload (mqbench pub's send timestamp, µs since the epoch).",
+        discussion: "Latency is measured from the send timestamp in each payload: its first 8 bytes (µs since the epoch, big-endian), or a leading {\"timestamp\":µs} (pub --json-payload).",
         helpNames: [.long])
 
     @OptionGroup var common: ConnectionOptions
@@ -105,6 +105,10 @@ struct Pub: ParsableCommand {
     @Option(name: [.customShort("F"), .customLong("inflight")], help: "QoS 1/2 messages in flight per client (0: 65535).")
     var inflight: Int = 1
 
+    @Flag(name: .customLong("json-payload"),
+          help: "JSON payload of -s bytes, {\"timestamp\":<send time, µs>,\"speed\":<n>,\"pad\":\"x…\"}, for rules that read fields.")
+    var jsonPayload = false
+
     @Option(name: .customLong("spread"),
             help: "Spread the messages over N topics: %i in the topic takes the N numbers from -n on in turn instead of the client's number (0: off).")
     var spread: Int = 0
@@ -133,6 +137,7 @@ struct Pub: ParsableCommand {
             p.inflight = inflight == 0 ? 65_535 : inflight
             p.waitForAll = wait
             p.topicSpread = spread
+            p.jsonPayload = jsonPayload
             return p
         }
     }

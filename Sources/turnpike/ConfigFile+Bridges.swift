@@ -125,9 +125,10 @@ extension ConfigFile {
         var k = KafkaSettings(bootstrapServers: servers)
         var buffer = BufferSettings()
         // Records per request go to librdkafka's queue at once (it batches per partition);
-        // one request in flight keeps each car's records in order across retries.
+        // several requests in its queue keep it busy while reports come back (the order is
+        // librdkafka's to keep: KafkaSettings.librdkafkaProperties).
         buffer.batchSize = 1000
-        buffer.inflightWindow = 1
+        buffer.inflightWindow = 8
         var idempotenceSet = false
         for key in t.keys {
             guard let v = t[key] else { continue }
@@ -147,6 +148,9 @@ extension ConfigFile {
                 guard let p = v.table else { throw invalid(key, at, path) }
                 k.properties = try p.keys.sorted().map { name in
                     guard let value = p[name] else { throw invalid(key, at, path) }
+                    if KafkaSettings.ownedProperties.contains(name) {
+                        throw Error(description: "\(path): \(at).properties: '\(name)' is set from request_ttl (librdkafka retries a record until then, keeping each car's order)")
+                    }
                     // librdkafka takes strings; numbers and booleans are accepted as written.
                     if let s = value.string { return (name, s) }
                     if let i = value.int { return (name, String(i)) }
@@ -164,6 +168,8 @@ extension ConfigFile {
             }
             k.idempotence = false
         }
+        k.requestTTL = buffer.requestTTL
+        k.maxInflightRecords = buffer.inflightWindow * buffer.batchSize
         do {
             try k.validate()
         } catch {
@@ -178,23 +184,19 @@ extension ConfigFile {
         }
         var p = PostgresSettings(dsn: dsn)
         var buffer = BufferSettings()
-        // One transaction per request of up to batch_size records, one at a time.
+        // One transaction per request of up to batch_size records, one per connection at a time.
         buffer.batchSize = 100
-        buffer.inflightWindow = 1
         for key in t.keys {
             guard let v = t[key] else { continue }
             switch key {
             case "dsn": continue
             case "pool_size":
-                // One connection only for now: more would need a request per connection.
-                guard let i = v.int, i == 1 else {
-                    throw Error(description: "\(path): invalid value for 'pool_size' in \(at): expected 1 (one connection per PostgreSQL bridge for now)")
+                guard let i = v.int, (1...64).contains(i) else {
+                    throw Error(description: "\(path): invalid value for 'pool_size' in \(at): expected 1 to 64 connections")
                 }
                 p.poolSize = i
             case "inflight_window":
-                guard v.int == 1 else {
-                    throw Error(description: "\(path): invalid value for 'inflight_window' in \(at): expected 1 (one transaction at a time on one connection)")
-                }
+                throw Error(description: "\(path): 'inflight_window' in \(at): a PostgreSQL bridge has one transaction in flight per connection; set pool_size")
             default:
                 try Self.buffer(key, v, &buffer, at, path)
             }

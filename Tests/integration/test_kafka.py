@@ -3,81 +3,20 @@ binary started per test on a free loopback port with a fresh data dir; /work/sha
 read back with kcat; what arrived is compared exactly with what was published."""
 
 import json
-import os
-import shutil
-import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 import rawmqtt as R
-from conftest import REPO, TURNPIKE_BIN, free_port
+from conftest import TURNPIKE_BIN, free_port
+from servers import Noida
 from test_bridges import bridge_metrics, publish_all, start_bridged, stop_all
 
 pytestmark = pytest.mark.turnpike_only
 
 V5 = R.MQTT5
-KAFKA_VENV = Path(os.environ.get("KAFKA_VENV", REPO / ".venv-kafka"))
-KCAT = shutil.which("kcat") or "/usr/bin/kcat"
-
-
-def noida_bin() -> str:
-    """The noida-db broker binary inside its wheel (installed into .venv-kafka when missing)."""
-    py = KAFKA_VENV / "bin" / "python"
-    if not py.exists():
-        subprocess.run(["python3", "-m", "venv", str(KAFKA_VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "noida-db==0.2.3"], check=True)
-    return subprocess.run([str(py), "-c", "import noida_db,os;print(os.path.join(os.path.dirname(noida_db.__file__),'noida-db'))"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
-class Noida:
-    """One noida-db process (the binary itself, not the wrapper, so its PID is the broker's)."""
-
-    def __init__(self, data_dir: Path):
-        self.bin = noida_bin()
-        self.port = free_port()
-        self.dir = data_dir
-        self.dir.mkdir()
-        self.proc = None
-
-    @property
-    def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
-
-    def start(self):
-        log = open(f"{self.dir}.log", "ab")
-        self.proc = subprocess.Popen([self.bin, "start", "--data-dir", str(self.dir), "--only", "kafka",
-                                      "--kafka-port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while subprocess.run([KCAT, "-b", self.bootstrap, "-L", "-m", "1"], capture_output=True).returncode != 0:
-            assert self.proc.poll() is None and time.monotonic() < deadline, open(f"{self.dir}.log").read()[-2000:]
-            time.sleep(0.05)
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def read(self, topic, n, timeout=30, fmt="%k\t%s\n"):
-        """(key, value) of every message in `topic`, in offset order, once `n` are there."""
-        deadline = time.monotonic() + timeout
-        while True:
-            r = subprocess.run([KCAT, "-C", "-b", self.bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
-                                "-f", fmt], capture_output=True, timeout=60)
-            rows = [tuple(line.split(b"\t", 1)) for line in r.stdout.split(b"\n") if line]
-            if len(rows) >= n or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.3)
 
 
 @pytest.fixture
@@ -145,12 +84,11 @@ def test_kafka_end_to_end_exact(noida, bridged):
 
 def test_kafka_down_mid_stream_loses_nothing(noida, bridged):
     """noida-db stopped (SIGTERM) while 20 cars publish, restarted on the same port and data dir:
-    every record arrives, each car's in order, and the buffer's retries did it."""
+    every record arrives, each car's in order (with 8 requests in flight), exactly once. librdkafka
+    holds and retries what it was given (request_ttl 0: for ever); the bridge shows
+    disconnected meanwhile and keeps the rest queued."""
     k = noida()
-    # Short librdkafka timeout (a pass-through property): the outage surfaces as retriable
-    # outcomes quickly and the bridge buffer retries.
-    b = bridged(k.bootstrap, {"to_kafka": TELEMETRY_RULE},
-                bridge_keys='[bridges.kafka.fleet.properties]\n"message.timeout.ms" = 1500\n')
+    b = bridged(k.bootstrap, {"to_kafka": TELEMETRY_RULE}, bridge_keys="batch_size = 50\ninflight_window = 8\n")
 
     def paced(cid, n):
         if n % 25 == 0:
@@ -162,14 +100,28 @@ def test_kafka_down_mid_stream_loses_nothing(noida, bridged):
     time.sleep(0.5)
     k.stop()                                          # mid-stream
     pub.join(60)
-    m = bridge_metrics(b, lambda m: m["retried"] > 0, bridge="kafka.fleet", timeout=10)
-    assert m["retried"] > 0 and m["success"] < 10_000, m
+    m = bridge_metrics(b, lambda m: m["status"] == 2, bridge="kafka.fleet", timeout=15)
+    assert m["status"] == 2 and m["success"] < 10_000 and m["inflight"] + m["queuing"] > 0, m
     k.start()                                         # same port, same data dir
-    m = bridge_metrics(b, lambda m: m["success"] == 10_000, bridge="kafka.fleet", timeout=40)
+    m = bridge_metrics(b, lambda m: m["success"] == 10_000, bridge="kafka.fleet", timeout=60)
     assert m["matched"] == 10_000 and m["success"] == 10_000 and m["failed"] == 0 and m["dropped"] == 0, m
+    assert m["status"] == 1, m
     rows = k.read("telemetry", 10_000)
     assert len(rows) == 10_000, len(rows)
     check_cars(rows, 20, 500)
+
+
+def test_kafka_records_expire_at_request_ttl(bridged):
+    """No Kafka broker at all and request_ttl = 2: librdkafka retries each record until then
+    (message.timeout.ms comes from request_ttl), then it is dropped as expired, counted, and
+    the bridge shows disconnected meanwhile."""
+    b = bridged(f"127.0.0.1:{free_port()}", {"to_kafka": TELEMETRY_RULE}, bridge_keys="request_ttl = 2\n")
+    publish_all(b, 2, 5)
+    m = bridge_metrics(b, lambda m: m["status"] == 2, bridge="kafka.fleet", timeout=10)
+    assert m["status"] == 2 and m["success"] == 0, m
+    m = bridge_metrics(b, lambda m: m["dropped.expired"] == 10, bridge="kafka.fleet", timeout=15)
+    assert m["dropped"] == 10 and m["dropped.expired"] == 10 and m["success"] == 0 and m["failed"] == 0, m
+    assert m["inflight"] == 0 and m["queuing"] == 0, m
 
 
 def test_kafka_too_large_is_dead_lettered(noida, bridged, uid):
@@ -210,6 +162,8 @@ INTO kafka.fleet (topic = 'raw', key = '${vin}', value = '${p}', headers = '${h}
      "[bridges.kafka.fleet].properties: librdkafka property 'no.such.property' = \"1\": No such configuration property"),
     ('bootstrap_servers = "127.0.0.1:9092"\n[bridges.kafka.fleet.properties]\n"linger.ms" = "soon"\n',
      "librdkafka property 'linger.ms' = \"soon\": Invalid value"),
+    ('bootstrap_servers = "127.0.0.1:9092"\n[bridges.kafka.fleet.properties]\n"message.timeout.ms" = 1500\n',
+     "[bridges.kafka.fleet].properties: 'message.timeout.ms' is set from request_ttl"),
 ])
 def test_bad_kafka_config_is_refused(tmp_path, keys, message):
     cfg = tmp_path / "turnpike.toml"

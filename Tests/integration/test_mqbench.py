@@ -190,6 +190,27 @@ def test_spread_over_topics_and_ack_latency(mqb_broker, clients, uid):
     assert all(topics.count(t) == 2 for t in set(topics))
 
 
+def test_json_payload_carries_the_send_time(mqb_broker, clients, background, uid):
+    """--json-payload: every payload is JSON of exactly -s bytes whose `timestamp` is the send
+    time in µs (between the run's start and end), and mqbench sub measures latency from it."""
+    watcher = clients(mqb_broker, f"json-{uid}"[:23])
+    watcher.subscribe(f"jp/{uid}/#", qos=1)
+    sub = background(["sub", *base(mqb_broker), "-c", "1", "-q", "1", "-t", f"jp/{uid}/#"])
+    sub.wait_for("all 1 clients connected and subscribed")
+    t0 = time.time()
+    rep, _ = run(["pub", *base(mqb_broker), "-c", "2", "-L", "5", "-q", "1", "-I", "0", "-s", "256",
+                  "--json-payload", "-t", f"jp/{uid}/%i"])
+    t1 = time.time()
+    assert rep["acked"] == 10
+    for _ in range(10):
+        m = watcher.messages.get(timeout=5)
+        assert len(m.payload) == 256
+        body = json.loads(m.payload)
+        assert t0 - 1 <= body["timestamp"] / 1e6 <= t1 + 1 and isinstance(body["speed"], int), body
+    got = sub.stop()
+    assert got["received"] == 10 and got["latency_ms"]["count"] == 10, got
+
+
 def test_retain(mqb_broker, uid):
     topic = f"r/{uid}"
     rep, _ = run(["pub", *base(mqb_broker), "-c", "1", "-L", "1", "-q", "1", "-r", "-m", "hello", "-t", topic])

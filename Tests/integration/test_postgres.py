@@ -3,75 +3,23 @@ in a temp dir on a free loopback port, as /work/shared/COMPONENTS.md does it), r
 psql; what landed is compared exactly with what was published."""
 
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
 import rawmqtt as R
-from conftest import free_port
+from servers import Postgres
 from test_bridges import bridge_metrics, publish_all, start_bridged, stop_all
 
 pytestmark = pytest.mark.turnpike_only
 
 V5 = R.MQTT5
-PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
-PSQL = shutil.which("psql") or "/usr/bin/psql"
-
 SCHEMA = """
 CREATE TABLE telemetry (vin text NOT NULL, speed int CHECK (speed >= 0), seq int, note text);
 CREATE TABLE x (id int);
 """
-
-
-def as_postgres(*cmd, **kw):
-    """Runs a server command as the postgres user when we are root (initdb refuses root)."""
-    if os.geteuid() == 0:
-        cmd = ("runuser", "-u", "postgres", "--") + cmd
-    return subprocess.run(cmd, check=True, capture_output=True, **kw)
-
-
-class Postgres:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="tp-pg-")
-        os.chmod(self.dir, 0o755)                       # mktemp's 0700 makes initdb fail
-        self.data = os.path.join(self.dir, "pg", "data")
-        os.mkdir(os.path.join(self.dir, "pg"))
-        if os.geteuid() == 0:
-            shutil.chown(os.path.join(self.dir, "pg"), "postgres", "postgres")
-        self.port = free_port()
-        as_postgres(f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-
-    @property
-    def dsn(self):
-        return f"host=127.0.0.1 port={self.port} dbname=postgres user=postgres"
-
-    def start(self):
-        as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "pg", "log"),
-                    "-o", f"-p {self.port} -k {self.dir}/pg -c listen_addresses=127.0.0.1", "-w", "start", timeout=30)
-        return self
-
-    def stop(self):
-        as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", timeout=30)
-
-    def sql(self, text):
-        r = subprocess.run([PSQL, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
-                            "-U", "postgres", "-d", "postgres", "-c", text], check=True, capture_output=True, timeout=30)
-        return r.stdout
-
-    def count(self, table="telemetry"):
-        return int(self.sql(f"SELECT count(*) FROM {table}"))
-
-    def close(self):
-        try:
-            self.stop()
-        except subprocess.CalledProcessError:
-            pass                                        # already stopped
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -212,9 +160,65 @@ def test_postgres_down_mid_stream_loses_nothing(pg, bridged):
     check_rows(pg, 20, 500)
 
 
+def test_postgres_pool_commits_on_every_connection(pg, bridged):
+    """pool_size = 4, small batches: four connections each carry transactions at once; every row
+    lands exactly once, and the rows came through four server backends."""
+    pg.sql("ALTER TABLE telemetry ADD COLUMN backend int DEFAULT pg_backend_pid()")
+    b = bridged(pg.dsn, {"to_pg": TELEMETRY_RULE}, bridge_keys="pool_size = 4\nbatch_size = 20\n")
+    publish_all(b, 20, 500)
+    m = bridge_metrics(b, lambda m: m["success"] == 10_000, bridge="postgres.warehouse", timeout=30)
+    assert m["matched"] == 10_000 and m["success"] == 10_000 and m["failed"] == 0 and m["retried"] == 0, m
+    check_rows(pg, 20, 500)
+    assert pg.sql("SELECT count(DISTINCT backend) FROM telemetry").strip() == b"4"
+    assert pg.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                  "AND pid <> pg_backend_pid()").strip() == b"4"
+
+
+def test_postgres_refused_rows_inside_a_pipeline(pg, bridged, uid):
+    """One pipelined batch (batch_time holds the 30 records together) with refused rows at its
+    start, in its middle and at its end, and a second rule whose statement names a missing table
+    (it cannot be prepared): those are dead-lettered, each once; the rest of the batch is
+    committed once, through the statement prepared in the first pass."""
+    bad_rule = """
+CREATE RULE to_missing AS
+SELECT payload.vin AS vin, payload.seq AS seq FROM "cars/+/telemetry" WHERE payload.seq = 5 OR payload.seq = 15 OR payload.seq = 25
+INTO postgres.warehouse (statement = 'INSERT INTO no_such_table (vin, seq) VALUES (${vin}, ${seq})');
+"""
+    rule = """
+CREATE RULE to_pg AS
+SELECT payload.vin AS vin, payload.speed AS speed, payload.seq AS seq FROM "cars/+/telemetry"
+INTO postgres.warehouse (statement = 'INSERT INTO telemetry (vin, speed, seq) VALUES (${vin}, ${speed}, ${seq})');
+"""
+    b = bridged(pg.dsn, {"to_pg": rule, "to_missing": bad_rule}, bridge_keys="batch_time = 300\npool_size = 2\n")
+    dlq = R.RawClient(b.port, b.host, version=V5)
+    assert dlq.connect(f"dlq-{uid}").rc == 0
+    dlq.subscribe([("$dlq/bridges/postgres.warehouse", 1)])
+    c = R.RawClient(b.port, b.host)
+    assert c.connect("car0").rc == 0
+    refused = {0: {"vin": "car0", "speed": -1, "seq": 0}, 14: {"speed": 1, "seq": 14},
+               29: {"vin": "car0", "speed": "fast", "seq": 29}}       # CHECK, NOT NULL, bad integer
+    for n in range(30):
+        c.publish("cars/car0/telemetry", json.dumps(refused.get(n, {"vin": "car0", "speed": 50, "seq": n})).encode(), qos=1)
+    errors = {}
+    for _ in range(6):                                  # 3 refused rows + 3 rows for the missing table
+        m = dlq.expect(R.PUBLISH, 10)
+        props = dict(m.props.get("UserProperty", []))
+        errors[(props["rule"], json.loads(m.payload)["seq"])] = props["error"]
+    assert dlq.try_recv(1.0) is None                    # nothing twice
+    assert "SQLSTATE 23514" in errors[("to_pg", 0)], errors
+    assert "SQLSTATE 23502" in errors[("to_pg", 14)], errors
+    assert "SQLSTATE 22P02" in errors[("to_pg", 29)], errors
+    for seq in (5, 15, 25):
+        assert "SQLSTATE 42P01" in errors[("to_missing", seq)] and "no_such_table" in errors[("to_missing", seq)], errors
+    m = bridge_metrics(b, lambda m: m["success"] == 27 and m["failed"] == 6, bridge="postgres.warehouse")
+    assert m["success"] == 27 and m["failed"] == 6 and m["retried"] == 0, m
+    assert sorted(int(s) for s in pg.sql("SELECT seq FROM telemetry").split()) == [n for n in range(30) if n not in refused]
+
+
 @pytest.mark.parametrize("keys,message", [
     ('pool_size = 1\n', "[bridges.postgres.warehouse] needs dsn"),
-    ('dsn = "host=127.0.0.1"\npool_size = 4\n', "invalid value for 'pool_size' in [bridges.postgres.warehouse]: expected 1"),
+    ('dsn = "host=127.0.0.1"\npool_size = 0\n', "invalid value for 'pool_size' in [bridges.postgres.warehouse]: expected 1 to 64"),
+    ('dsn = "host=127.0.0.1"\ninflight_window = 4\n', "'inflight_window' in [bridges.postgres.warehouse]: a PostgreSQL bridge has one transaction in flight per connection; set pool_size"),
     ('dsn = "host=127.0.0.1 nosuchoption=1"\n', "invalid value for 'dsn' in [bridges.postgres.warehouse]: invalid connection option \"nosuchoption\""),
     ('dsn = "host=127.0.0.1"\nstatement = "x"\n', "unknown key 'statement' in [bridges.postgres.warehouse]"),
 ])

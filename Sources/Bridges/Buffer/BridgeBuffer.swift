@@ -151,6 +151,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
             let nextDue = sendWhatIsDue(now: now)
             let timeout = nextDue.map { $0 > now ? Int(min($0 - now, 1000)) : 0 } ?? 1000
             for (id, outcomes) in driver.wait(timeoutMs: timeout) { finished(id, outcomes) }
+            if driver.takeConnectionLost() { metrics.status.store(BridgeMetrics.Status.disconnected.rawValue, ordering: .relaxed) }
             forgetFinished()
         }
         forgetFinished()

@@ -24,4 +24,11 @@ protocol SinkDriver: AnyObject {
     func wakeUp()
     /// Cancels what is in flight and frees the library's handles.
     func close()
+    /// Whether the sink was seen unreachable since the last call, while it holds records it
+    /// keeps retrying itself (so no outcome says so): the bridge then shows `disconnected`.
+    func takeConnectionLost() -> Bool
+}
+
+extension SinkDriver {
+    func takeConnectionLost() -> Bool { false }
 }

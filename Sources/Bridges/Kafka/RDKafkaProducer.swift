@@ -42,15 +42,22 @@ final class RDKafkaProducer {
     typealias Delivery = (_ opaque: UInt, _ error: RDKafkaError?) -> Void
     /// Called (from `poll`) when librdkafka raises a fatal error: this producer is unusable.
     typealias Fatal = (_ message: String) -> Void
+    /// Called (from `poll`) when librdkafka reports every broker down; it keeps reconnecting.
+    typealias BrokersDown = () -> Void
 
     private let handle: OpaquePointer
     /// What the C callbacks reach through the conf opaque; lives as long as the handle.
     private final class Callbacks {
         let delivery: Delivery
         let fatal: Fatal
-        init(delivery: @escaping Delivery, fatal: @escaping Fatal) { self.delivery = delivery; self.fatal = fatal }
+        let brokersDown: BrokersDown
+        init(delivery: @escaping Delivery, fatal: @escaping Fatal, brokersDown: @escaping BrokersDown) {
+            self.delivery = delivery; self.fatal = fatal; self.brokersDown = brokersDown
+        }
     }
     private let callbacks: Unmanaged<Callbacks>
+    /// The main queue's handle while `notifyEvents` is on.
+    private var events: OpaquePointer?
 
     private init(handle: OpaquePointer, callbacks: Unmanaged<Callbacks>) {
         self.handle = handle
@@ -77,9 +84,10 @@ final class RDKafkaProducer {
         rd_kafka_conf_destroy(try conf(properties))
     }
 
-    static func make(_ properties: [(String, String)], delivery: @escaping Delivery, fatal: @escaping Fatal) throws(RDKafkaError) -> RDKafkaProducer {
+    static func make(_ properties: [(String, String)], delivery: @escaping Delivery, fatal: @escaping Fatal,
+                     brokersDown: @escaping BrokersDown) throws(RDKafkaError) -> RDKafkaProducer {
         let conf = try conf(properties)
-        let callbacks = Unmanaged.passRetained(Callbacks(delivery: delivery, fatal: fatal))
+        let callbacks = Unmanaged.passRetained(Callbacks(delivery: delivery, fatal: fatal, brokersDown: brokersDown))
         rd_kafka_conf_set_opaque(conf, callbacks.toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf) { _, msg, opaque in
             guard let msg, let opaque else { return }
@@ -89,9 +97,12 @@ final class RDKafkaProducer {
         }
         rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
             // Other errors (a broker down, a refused connection) are transient: librdkafka
-            // reconnects, and the records' own reports say what happened to them.
-            guard err == RD_KAFKA_RESP_ERR__FATAL.rawValue, let rk, let opaque else { return }
+            // reconnects, and the records' own reports say what happened to them; all brokers
+            // down is passed on for the bridge's health.
+            guard let rk, let opaque else { return }
             let c = Unmanaged<Callbacks>.fromOpaque(opaque).takeUnretainedValue()
+            if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue { c.brokersDown() }
+            guard err == RD_KAFKA_RESP_ERR__FATAL.rawValue else { return }
             var buf = [CChar](repeating: 0, count: 512)
             _ = rd_kafka_fatal_error(rk, &buf, buf.count)
             c.fatal(String(cString: buf))
@@ -131,13 +142,21 @@ final class RDKafkaProducer {
     /// Serves delivery reports and errors, waiting up to `timeoutMs` for the first.
     func poll(timeoutMs: Int) { rd_kafka_poll(handle, Int32(clamping: timeoutMs)) }
 
-    /// Makes a `poll` in progress return; any thread.
-    func yield() { rd_kafka_yield(handle) }
+    /// From now on librdkafka writes a byte to `fd` when an event waits for `poll` (after the
+    /// queue was served), so the caller can wait on the fd with its others. (rd_kafka_yield
+    /// cannot wake a poll from another thread: it only flags the calling one.)
+    func notifyEvents(fd: Int32) {
+        guard events == nil, let q = rd_kafka_queue_get_main(handle) else { return }
+        var one: UInt8 = 1
+        rd_kafka_queue_io_event_enable(q, fd, &one, 1)
+        events = q
+    }
 
     /// Waits up to `timeoutMs` for what is queued to be delivered, then frees the handle (what
     /// is left is purged without reports).
     func destroy(flushTimeoutMs: Int) {
         _ = rd_kafka_flush(handle, Int32(clamping: flushTimeoutMs))
+        if let events { rd_kafka_queue_destroy(events) }
         rd_kafka_destroy(handle)
         callbacks.release()
     }
