@@ -1,6 +1,7 @@
 """Clustering on NATS: three Turnpike nodes on a real three-node NATS cluster (natscluster.py).
 Messages published on one node reach subscribers on the others exactly as on one node."""
 
+import signal
 import time
 
 import pytest
@@ -296,3 +297,76 @@ def test_clean_start_on_another_node_disconnects_the_old_connection(nodes):
     assert ack.rc == 0 and ack.session_present
     closed, _ = v3.wait_closed(5)
     assert closed
+
+
+def collect(client, n, timeout=10.0, ack=True):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        p = client.try_recv(0.2)
+        if p is not None and p.type == R.PUBLISH:
+            got.append(p)
+            if ack and p.qos == 1:
+                client.send(R.puback(p.pid, V5))
+    return got
+
+
+def test_node_killed_during_load_its_clients_resume_on_the_others(nodes):
+    """kill -9 of node B: A and C keep serving; B's cars reconnect to C (session present 0:
+    B's sessions were on B alone), resubscribe, and every message published after that is
+    delivered exactly; the others notice B is gone within seconds."""
+    a, b, c = nodes()
+    wait_registry(a, b, c)
+    s = R.RawClient(a.port, a.host, version=V5)
+    assert s.connect("sink-a").rc == 0
+    assert s.subscribe([("fleet/+/t", 1)]).codes == [1]
+    watcher = R.RawClient(b.port, b.host, version=V5)
+    assert watcher.connect("watcher-b", clean=False, properties={"SessionExpiryInterval": 3600}).rc == 0
+    assert watcher.subscribe([("alerts/#", 1)]).codes == [1]
+    settle()
+    cars = []
+    for i in range(5):
+        car = R.RawClient(b.port, b.host, version=V5)
+        assert car.connect(f"car{i}", clean=False, properties={"SessionExpiryInterval": 3600}).rc == 0
+        cars.append(car)
+    for n in range(20):
+        for i, car in enumerate(cars):
+            car.send(R.publish(f"fleet/car{i}/t", f"{i}:{n}".encode(), qos=1, pid=n + 1, version=V5))
+    assert len(collect(s, 100)) == 100
+
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(10)
+    b._stopped()
+    # A and C go on serving.
+    for node in (a, c):
+        probe = R.RawClient(node.port, node.host, version=V5)
+        assert probe.connect(f"probe-{node.port}").rc == 0
+        probe.send(R.pingreq())
+        assert probe.expect(R.PINGRESP, 5).type == R.PINGRESP
+        probe.close()
+    # B's clients come back through C.
+    moved = []
+    for i in range(5):
+        car = R.RawClient(c.port, c.host, version=V5)
+        t0 = time.monotonic()
+        ack = car.connect(f"car{i}", clean=False, properties={"SessionExpiryInterval": 3600})
+        assert ack.rc == 0 and not ack.session_present, ack
+        assert time.monotonic() - t0 < 3.0
+        moved.append(car)
+    w2 = R.RawClient(c.port, c.host, version=V5)
+    ack = w2.connect("watcher-b", clean=False, properties={"SessionExpiryInterval": 3600})
+    assert ack.rc == 0 and not ack.session_present
+    assert w2.subscribe([("alerts/#", 1)]).codes == [1]
+    settle()
+    for n in range(20, 40):
+        for i, car in enumerate(moved):
+            car.send(R.publish(f"fleet/car{i}/t", f"{i}:{n}".encode(), qos=1, pid=n + 1, version=V5))
+    got = collect(s, 100)
+    assert sorted(p.payload.decode() for p in got) == sorted(f"{i}:{n}" for i in range(5) for n in range(20, 40))
+    alarm = R.RawClient(a.port, a.host, version=V5)
+    assert alarm.connect("alarm-a").rc == 0
+    for n in range(10):
+        alarm.publish("alerts/x", str(n).encode(), qos=1, pid=n + 1)
+    assert [int(p.payload) for p in collect(w2, 10)] == list(range(10))
+    assert collect(s, 1, timeout=0.5) == [] and collect(w2, 1, timeout=0.5) == []   # nothing twice
+    assert wait_until(lambda: "node node1 is gone" in a.log_text() and "node node1 is gone" in c.log_text(), 8)

@@ -87,6 +87,25 @@ extension AdminAPI {
             p.sample("turnpike_storage_last_commit_latency_seconds", [], Double(st.lastCommitLatencyMicros) / 1_000_000)
         }
 
+        // The cluster (names as in $SYS/broker/cluster/…).
+        if let figures = broker.clusterFigures {
+            let f = Dictionary(figures.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+            func int(_ k: String) -> Int { f[k].flatMap { Int($0) } ?? 0 }
+            p.single("turnpike_cluster_nodes", .gauge, "Nodes of the cluster this node sees (itself included).", int("nodes"))
+            p.single("turnpike_cluster_nats_connected", .gauge, "1 while this node is connected to NATS.", int("nats/connected"))
+            p.family("turnpike_cluster_messages_forwarded_total", .counter, "Messages sent to and received from the other nodes.")
+            p.sample("turnpike_cluster_messages_forwarded_total", [("direction", "out")], int("messages/forwarded/out"))
+            p.sample("turnpike_cluster_messages_forwarded_total", [("direction", "in")], int("messages/forwarded/in"))
+            p.single("turnpike_cluster_messages_duplicates_total", .counter, "Copies dropped (a message matching several subscriptions of this node).", int("messages/duplicates"))
+            p.single("turnpike_cluster_messages_refused_total", .counter, "Messages from NATS that did not decode.", int("messages/refused"))
+            p.single("turnpike_cluster_publish_failures_total", .counter, "Messages that could not be sent to NATS.", int("messages/publish_failed"))
+            p.single("turnpike_cluster_registry_claims_total", .counter, "CONNECTs that asked the session registry.", int("registry/claims"))
+            p.single("turnpike_cluster_registry_takeovers_total", .counter, "Sessions taken over from another node.", int("registry/takeovers"))
+            p.single("turnpike_cluster_registry_failures_total", .counter, "Registry requests that failed (the CONNECT went on alone).", int("registry/failures"))
+            p.family("turnpike_cluster_registry_last_latency_seconds", .gauge, "How long the last registry claim took.")
+            p.sample("turnpike_cluster_registry_last_latency_seconds", [], Double(int("registry/last_latency_us")) / 1_000_000)
+        }
+
         // The process.
         let proc = ProcessFigures.read()
         p.single("turnpike_process_resident_memory_bytes", .gauge, "Resident set size.", proc.residentBytes)
