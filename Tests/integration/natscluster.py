@@ -1,4 +1,4 @@
-"""A real NATS cluster with JetStream for the cluster tests: Debian's nats-server, one process
+"""A real NATS cluster with JetStream for the cluster tests (and bench/cluster.py): Debian's nats-server, one process
 per node, each on its own loopback ports and store directory, started and stopped here."""
 
 import json
@@ -10,7 +10,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 
