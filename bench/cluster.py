@@ -78,6 +78,46 @@ def one_run(wd, sub_node, pub_node, nats, per_pub, rate, tag):
             "nats_cpu_us": (ncpu1 - ncpu0) / max(1, s["received"]) * 1e6 if nats_pids else None}
 
 
+CONNS = 2000
+
+
+def connect_run(wd, node, tag, prefix, clean=True):
+    """CONNS clients connecting at 1,000/s (persistent sessions unless `clean`), then disconnecting:
+    CONNECT→CONNACK p50/p99 as mqbench measures it."""
+    extra = [] if clean else ["-C", "false", "-x", 3600]
+    c = R.Client(wd, f"{tag}-conn", ["conn", *R.common(node), "-c", CONNS, "-R", 1000, "--prefix", prefix, *extra,
+                                     "--duration", 6])
+    r = c.result(60)
+    ms = r["connect_ms"]
+    return {"connected": r.get("connected", CONNS), "p50": ms["p50"], "p99": ms["p99"]}
+
+
+def measure_connects(wd, nats, rep):
+    """CONNECT latency: one node without [cluster]; a cluster node (a registry read and create per
+    new client id); the same ids again on the same node (a read only); the same persistent ids on
+    the other node (a read, a takeover request to the node that had them, a compare-and-set)."""
+    out = {}
+    (wd / f"cs{rep}").mkdir()
+    single = R.Broker("turnpike", wd / f"cs{rep}").start()
+    try:
+        out["connect single"] = connect_run(wd, single, f"cs{rep}", f"c{rep}s")
+    finally:
+        single.stop()
+    (wd / f"cn0-{rep}").mkdir()
+    (wd / f"cn1-{rep}").mkdir()
+    n0 = R.Broker("turnpike", wd / f"cn0-{rep}", extra_toml=cluster_toml(0, nats, f"k{rep}")).start()
+    n1 = R.Broker("turnpike", wd / f"cn1-{rep}", extra_toml=cluster_toml(1, nats, f"k{rep}")).start()
+    try:
+        time.sleep(4)                        # the registry's buckets exist
+        out["connect cluster, new ids"] = connect_run(wd, n0, f"cn{rep}a", f"c{rep}p", clean=False)
+        out["connect cluster, same node again"] = connect_run(wd, n0, f"cn{rep}b", f"c{rep}p", clean=False)
+        out["connect cluster, moved to the other node"] = connect_run(wd, n1, f"cn{rep}c", f"c{rep}p", clean=False)
+    finally:
+        n0.stop()
+        n1.stop()
+    return out
+
+
 def measure(args):
     wd = Path(tempfile.mkdtemp(prefix="tp-bench-cluster-"))
     per_pub = 100 if args.quick else 500
@@ -105,6 +145,8 @@ def measure(args):
                 for b in (single, n0, n1):
                     if b:
                         b.stop()
+            for k, v in measure_connects(wd, nats, rep).items():
+                results.setdefault(k, []).append(v)
             R.log(f"run {rep + 1} of {args.runs} done")
     finally:
         nats.stop()
@@ -154,8 +196,8 @@ def main():
     ap.add_argument("--report", help="render the markdown again from a results .json (no runs)")
     args = ap.parse_args()
     results = json.loads(Path(args.report).read_text()) if args.report else measure(args)
-    fig = {k: {m: med(v, m) for m in ("rate", "p50", "p99", "cpu_us", "nats_cpu_us")} for k, v in results.items()}
-    exact = all(r["received"] == r["expected"] for v in results.values() for r in v)
+    fig = {k: {m: med(v, m) for m in ("rate", "p50", "p99", "cpu_us", "nats_cpu_us", "connected")} for k, v in results.items()}
+    exact = all(r["received"] == r["expected"] for v in results.values() for r in v if "expected" in r)
     out = ROOT / "bench/results" / f"{time.strftime('%Y-%m-%d')}-cluster.md"
     w = [f"# Cluster hop, {time.strftime('%Y-%m-%d %H:%M')}", "",
          f"{args.runs} run(s), medians; {PUBS} publishers × {100 if args.quick else 500} QoS 1 {SIZE} B messages, one QoS 1 subscriber (max_queued_messages 1,000,000, so nothing is dropped); "
@@ -168,6 +210,17 @@ def main():
         def c(v, fmt):
             return "–" if v is None else format(v, fmt)
         w.append(f"| {k} | {c(f['rate'], ',.0f')} | {c(f['p50'], '.1f')} | {c(f['p99'], '.1f')} | {c(f['cpu_us'], '.1f')} | {c(f['nats_cpu_us'], '.1f')} |")
+    conn_keys = [k for k in ("connect single", "connect cluster, new ids", "connect cluster, same node again",
+                             "connect cluster, moved to the other node") if k in fig]
+    if conn_keys:
+        w += ["", f"## CONNECT latency ({CONNS:,} clients at 1,000/s, CONNECT→CONNACK)", "",
+              "| case | connected | p50 ms | p99 ms |", "|---|---|---|---|"]
+        for k in conn_keys:
+            f = fig[k]
+            w.append(f"| {k.removeprefix('connect ')} | {f['connected']:,.0f} | {f['p50']:.2f} | {f['p99']:.2f} |")
+        w += ["", "New ids: a registry read and a create (two JetStream round trips); the same node again: one "
+              "read; moved: a read, the takeover request to the other node (which disconnects its session "
+              "and sends it), and a compare-and-set."]
     w += ["", "## A 10,000,000-car fleet on 50 nodes (model)", "", *model(fig), ""]
     out.write_text("\n".join(w))
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
