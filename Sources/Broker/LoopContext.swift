@@ -33,6 +33,8 @@ final class LoopContext {
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// This loop's counters (LoopCounters.swift): bumped here only, summed on a metrics scrape.
     var counters = LoopCounters()
+    /// Dead letters published from this loop (DeadLetterLog.swift).
+    var deadLetters = DeadLetterLog()
     /// Socket reads land here; only a partial packet is copied into the connection.
     var readScratch = [UInt8](repeating: 0, count: 32 * 1024)
     /// New TLS handshakes started in iteration `handshakeIteration` (see `mayStartHandshake`).

@@ -118,6 +118,10 @@ extension Broker {
     /// The number of reactor loops.
     public var loopCount: Int { contexts.count }
 
+    /// The cluster's figures (`$SYS/broker/cluster/…` without the prefix: `node`, `nodes`,
+    /// `nodes/list`, `nats/connected`, …); nil when this node is not in a cluster.
+    public var clusterFigures: [(name: String, value: String)]? { cluster?.metricsSnapshot() }
+
     /// Seconds since start.
     public var uptimeSeconds: Int { Int((monotonicMilliseconds() &- startedAt) / 1000) }
 
