@@ -39,11 +39,13 @@ extension AdminAPI {
 
     func clients(_ q: [String: String]) throws(APIError) -> HTTPResponse {
         for name in q.keys where !["page", "limit", "clientid", "username", "like_clientid", "like_username",
-                                   "conn_state", "ip_address", "proto_ver"].contains(name) {
+                                   "conn_state", "ip_address", "proto_ver", "order_by", "order"].contains(name) {
             throw .badRequest("unknown query parameter '\(name)'")
         }
         let state = try choice(q, "conn_state", ["connected", "disconnected"])
         let protoVer = try intParameter(q, "proto_ver", 3...5)
+        let orderBy = try choice(q, "order_by", Self.clientOrders.map(\.0))
+        let descending = try choice(q, "order", ["asc", "desc"]).map { $0 == "desc" }
         _ = try paging(q)
         var all = broker.clients(timeoutMilliseconds: Self.loopTimeoutMilliseconds)
         if let id = q["clientid"] { all = all.filter { $0.clientId == id } }
@@ -53,8 +55,28 @@ extension AdminAPI {
         if let state { all = all.filter { $0.connected == (state == "connected") } }
         if let ip = q["ip_address"] { all = all.filter { Self.split(peer: $0.peer).0 == ip } }
         if let protoVer { all = all.filter { $0.protocolVersion == protoVer } }
+        // The list comes sorted by client id; a stable sort keeps that order among equals.
+        if let orderBy, let key = Self.clientOrders.first(where: { $0.0 == orderBy })?.1 {
+            let desc = descending ?? true
+            all = all.enumerated().sorted { a, b in
+                let (x, y) = (key(a.element), key(b.element))
+                return x != y ? (desc ? x > y : x < y) : a.offset < b.offset
+            }.map(\.element)
+        } else if descending == true {
+            all.reverse()
+        }
         return try paged(all, q, clientJSON)
     }
+
+    /// `order_by` (the dashboard's top clients): a figure of `clientJSON`, largest first unless
+    /// `order=asc`. Without it the list is by client id (`order=desc` reverses it).
+    static let clientOrders: [(String, (ClientInfo) -> Int)] = [
+        ("recv_msg", { $0.receivedMessages }), ("send_msg", { $0.sentMessages }),
+        ("msg", { $0.receivedMessages + $0.sentMessages }),
+        ("recv_oct", { $0.receivedBytes }), ("send_oct", { $0.sentBytes }),
+        ("mqueue_len", { $0.queued }), ("inflight_cnt", { $0.inflight }),
+        ("subscriptions_cnt", { $0.subscriptions }), ("connected_at", { Int($0.connectedAt) }),
+    ]
 
     private func unknownClient(_ id: String) -> APIError {
         .notFound("CLIENTID_NOT_FOUND", "no client '\(id)'")
