@@ -157,19 +157,38 @@ extension Broker {
 
     /// Each loop's counters, connections, inflight and queued totals and lag. Only the metrics
     /// scrape `takesLag` (which starts a new lag period); other readers get 0 for it.
+    ///
+    /// Scraped every few seconds with tens of thousands of clients, so each loop walks the
+    /// session snapshot and its connections once, without building dictionaries per session
+    /// or hashing a listener name per connection.
     public func loopReports(timeoutMilliseconds: Int = 1000, takesLag: Bool = false) -> [LoopReport?] {
-        let owned = Dictionary(grouping: sessionSnapshot(), by: { $0.owner })
+        let all = sessionSnapshot()
         return askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx in
-            var groups: [ConnectionGroup: Int] = [:]
+            let me = ctx.loop.index
+            // Per listener (a handful), connected clients by protocol level 0...5.
+            var perListener: [(listener: Listener, byVersion: [Int])] = []
             for c in ctx.connections.values where c.state == .connected {
-                groups[ConnectionGroup(listener: c.listener.name, protocolVersion: Int(c.version.rawValue)), default: 0] += 1
+                let v = Int(c.version.rawValue)
+                if let i = perListener.firstIndex(where: { $0.listener === c.listener }) {
+                    perListener[i].byVersion[v] += 1
+                } else {
+                    var counts = [Int](repeating: 0, count: 6)
+                    counts[v] = 1
+                    perListener.append((c.listener, counts))
+                }
+            }
+            var groups: [ConnectionGroup: Int] = [:]
+            for (l, counts) in perListener {
+                for (v, n) in counts.enumerated() where n > 0 {
+                    groups[ConnectionGroup(listener: l.name, protocolVersion: v), default: 0] += n
+                }
             }
             var inflight = 0, queued = 0
-            for s in owned[ctx.loop.index] ?? [] where s.owner == ctx.loop.index && !s.isDead {
+            for s in all where s.owner == me && !s.isDead {
                 inflight += s.inflight.count
                 queued += s.queue.count
             }
-            return LoopReport(loop: ctx.loop.index, counters: ctx.counters, connections: groups,
+            return LoopReport(loop: me, counters: ctx.counters, connections: groups,
                               inflight: inflight, queued: queued,
                               longestIterationMilliseconds: takesLag ? ctx.loop.takeLongestIterationForMetrics() : 0)
         }
@@ -215,13 +234,17 @@ extension Broker {
 
     /// Every session, connected or not, by client id.
     public func clients(timeoutMilliseconds: Int = 1000) -> [ClientInfo] {
-        let owned = Dictionary(grouping: sessionSnapshot(), by: { $0.owner })
+        let all = sessionSnapshot()
         let answers = askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx -> [ClientInfo] in
-            (owned[ctx.loop.index] ?? []).compactMap { s in
-                s.owner == ctx.loop.index && !s.isDead ? self.info(s, on: ctx) : nil
-            }
+            let me = ctx.loop.index
+            var out: [ClientInfo] = []
+            for s in all where s.owner == me && !s.isDead { out.append(self.info(s, on: ctx)) }
+            return out
         }
-        return answers.flatMap { $0 ?? [] }.sorted { $0.clientId < $1.clientId }
+        let infos = answers.flatMap { $0 ?? [] }
+        // Sorting indices moves integers, not the large ClientInfo values.
+        let order = infos.indices.sorted { infos[$0].clientId < infos[$1].clientId }
+        return order.map { infos[$0] }
     }
 
     private func session(_ clientId: String) -> Session? {
@@ -254,11 +277,12 @@ extension Broker {
 
     /// Every subscription of every session, by client id then filter.
     public func allSubscriptions(timeoutMilliseconds: Int = 1000) -> [SubscriptionInfo] {
-        let owned = Dictionary(grouping: sessionSnapshot(), by: { $0.owner })
+        let all = sessionSnapshot()
         let answers = askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx -> [SubscriptionInfo] in
-            (owned[ctx.loop.index] ?? []).flatMap { s in
-                s.owner == ctx.loop.index && !s.isDead ? self.subscriptionInfos(s) : []
-            }
+            let me = ctx.loop.index
+            var out: [SubscriptionInfo] = []
+            for s in all where s.owner == me && !s.isDead && !s.subscriptions.isEmpty { out += self.subscriptionInfos(s) }
+            return out
         }
         return answers.flatMap { $0 ?? [] }.sorted { ($0.clientId, $0.topic) < ($1.clientId, $1.topic) }
     }
