@@ -41,10 +41,13 @@ public struct LoopReport: Sendable {
     public var queued: Int
     /// The longest iteration since the last scrape.
     public var longestIterationMilliseconds: UInt64
+    /// The sessions this loop owns (summed over the loops: `sessionCounts()` from one walk).
+    public var sessions: SessionCounts
 }
 
 /// Sessions by kind, counted without the loops (from flags any thread may read).
 public struct SessionCounts: Sendable {
+    public init() {}
     public var total = 0
     /// Outlive their connection (expiry > 0).
     public var persistent = 0
@@ -184,13 +187,18 @@ extension Broker {
                 }
             }
             var inflight = 0, queued = 0
+            var sessions = SessionCounts()
             for s in all where s.owner == me && !s.isDead {
                 inflight += s.inflight.count
                 queued += s.queue.count
+                sessions.total += 1
+                if s.isDurable { sessions.persistent += 1 }
+                if !s.isConnected { sessions.offline += 1 }
             }
             return LoopReport(loop: me, counters: ctx.counters, connections: groups,
                               inflight: inflight, queued: queued,
-                              longestIterationMilliseconds: takesLag ? ctx.loop.takeLongestIterationForMetrics() : 0)
+                              longestIterationMilliseconds: takesLag ? ctx.loop.takeLongestIterationForMetrics() : 0,
+                              sessions: sessions)
         }
     }
 
@@ -232,7 +240,8 @@ extension Broker {
             receivedBytes: c?.receivedBytes ?? 0, sentBytes: c?.sentBytes ?? 0, loop: ctx.loop.index)
     }
 
-    /// Every session, connected or not, by client id.
+    /// Every session, connected or not, in no particular order (the API sorts only the page it
+    /// answers: with tens of thousands of sessions a full sort costs more than the rest).
     public func clients(timeoutMilliseconds: Int = 1000) -> [ClientInfo] {
         let all = sessionSnapshot()
         let answers = askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx -> [ClientInfo] in
@@ -241,10 +250,7 @@ extension Broker {
             for s in all where s.owner == me && !s.isDead { out.append(self.info(s, on: ctx)) }
             return out
         }
-        let infos = answers.flatMap { $0 ?? [] }
-        // Sorting indices moves integers, not the large ClientInfo values.
-        let order = infos.indices.sorted { infos[$0].clientId < infos[$1].clientId }
-        return order.map { infos[$0] }
+        return answers.flatMap { $0 ?? [] }
     }
 
     private func session(_ clientId: String) -> Session? {
