@@ -285,6 +285,12 @@ def test_clients_order_by(admin_broker, api, clients, uid):
     assert [c["clientid"] for c in asc["data"]] == [f"{prefix}-2"] and asc["meta"]["count"] == 3
     rev = api.ok(f"/api/v5/clients?like_clientid={prefix}&order=desc")["data"]
     assert [c["clientid"] for c in rev] == [f"{prefix}-{i}" for i in (2, 1, 0)]
+    # Unfiltered (the page's ids picked from the session table): by client id, both ways.
+    everyone = api.ok("/api/v5/clients?limit=10000")
+    ids = [c["clientid"] for c in everyone["data"]]
+    assert ids == sorted(ids) and everyone["meta"]["count"] == len(ids) >= 3
+    assert [c["clientid"] for c in api.ok("/api/v5/clients?limit=2&page=2")["data"]] == ids[2:4]
+    assert [c["clientid"] for c in api.ok("/api/v5/clients?limit=3&order=desc")["data"]] == ids[::-1][:3]
     for bad in ["order_by=speed", "order=up"]:
         r = api.get(f"/api/v5/clients?{bad}")
         assert r.status_code == 400 and r.json()["code"] == "BAD_REQUEST", r.text

@@ -187,7 +187,7 @@ def test_dashboard_shows_known_traffic(dash_broker, browser, clients, uid):
         let n = 0;
         for (let i = 0; i < px.length; i += 4) if (px[i] < 90 && px[i + 1] > 80 && px[i + 1] < 150 && px[i + 2] > 150) n++;
         return n;""")
-    assert blue > 50, f"the connections chart has no line ({blue} blue pixels)"
+    assert blue > 10, f"the connections chart has no line ({blue} blue pixels)"
     shot = os.environ.get("DASHBOARD_SCREENSHOT")
     if shot:
         browser.save_screenshot(shot)

@@ -46,7 +46,18 @@ extension AdminAPI {
         let protoVer = try intParameter(q, "proto_ver", 3...5)
         let orderBy = try choice(q, "order_by", Self.clientOrders.map(\.0))
         let descending = try choice(q, "order", ["asc", "desc"]).map { $0 == "desc" }
-        _ = try paging(q)
+        let p = try paging(q)
+        let (end, overflow) = p.page.multipliedReportingOverflow(by: p.limit)
+        let needed = overflow ? Int.max : end
+        // No filter and the default order: pick the page's ids from the session table and ask
+        // the loops about those only (at 19,000 sessions, ~4 ms instead of ~17).
+        if orderBy == nil, q.keys.allSatisfy({ ["page", "limit", "order"].contains($0) }) {
+            let ids = broker.clientIds()
+            let first = Self.firstInOrder(ids, needed, by: descending == true ? { $0 > $1 } : { $0 < $1 })
+            let (page, meta) = p.apply(first, count: ids.count)
+            let infos = broker.clients(Array(page), timeoutMilliseconds: Self.loopTimeoutMilliseconds)
+            return JSON.response(["data": infos.map(clientJSON), "meta": meta])
+        }
         var all = broker.clients(timeoutMilliseconds: Self.loopTimeoutMilliseconds)
         if let id = q["clientid"] { all = all.filter { $0.clientId == id } }
         if let u = q["username"] { all = all.filter { $0.username == u } }
@@ -66,9 +77,7 @@ extension AdminAPI {
         } else {
             before = descending == true ? { $0.clientId > $1.clientId } : { $0.clientId < $1.clientId }
         }
-        let p = try paging(q)
-        let (end, overflow) = p.page.multipliedReportingOverflow(by: p.limit)
-        let (items, meta) = p.apply(Self.firstInOrder(all, overflow ? Int.max : end, by: before), count: all.count)
+        let (items, meta) = p.apply(Self.firstInOrder(all, needed, by: before), count: all.count)
         return JSON.response(["data": items.map(clientJSON), "meta": meta])
     }
 
