@@ -177,6 +177,18 @@ def test_rule_metrics_have_a_rule_label(admin_broker, api, clients, uid):
     assert value(m, "turnpike_rule_enabled", rule="fast") == 1
 
 
+def test_connections_gauge_follows_connects_and_closes(admin_broker, api, clients, uid):
+    """turnpike_connections is counted as clients connect and close (not by walking them)."""
+    listener = f"tcp:{admin_broker.port}"
+    gauge = lambda: value(api.metrics(), "turnpike_connections", listener=listener, protocol_version="3")
+    before = gauge()
+    a = clients(admin_broker, f"g3a-{uid}", version=3)
+    clients(admin_broker, f"g3b-{uid}", version=3)
+    assert wait_until(lambda: gauge() == before + 2, 5), gauge()
+    a.disconnect()
+    assert wait_until(lambda: gauge() == before + 1, 5), gauge()
+
+
 def test_prometheus_stats_is_the_same_scrape_and_open_by_default(api):
     r = api.get("/api/v5/prometheus/stats", auth=False)
     assert r.status_code == 200

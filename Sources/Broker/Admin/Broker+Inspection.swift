@@ -206,27 +206,15 @@ extension Broker {
     /// Each loop's counters, connections, inflight and queued totals and lag. Only the metrics
     /// scrape `takesLag` (which starts a new lag period); other readers get 0 for it.
     ///
-    /// Scraped every few seconds with tens of thousands of clients, so each loop walks the
-    /// session snapshot and its connections once, without building dictionaries per session
-    /// or hashing a listener name per connection.
+    /// Scraped every few seconds with tens of thousands of clients: connections are counted as
+    /// they come and go (`LoopContext.countConnected`), and each loop walks only the sessions
+    /// it owns, once.
     public func loopReports(timeoutMilliseconds: Int = 1000, takesLag: Bool = false) -> [LoopReport?] {
         let owned = sessionsByOwner()
         return askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx in
             let me = ctx.loop.index
-            // Per listener (a handful), connected clients by protocol level 0...5.
-            var perListener: [(listener: Listener, byVersion: [Int])] = []
-            for c in ctx.connections.values where c.state == .connected {
-                let v = Int(c.version.rawValue)
-                if let i = perListener.firstIndex(where: { $0.listener === c.listener }) {
-                    perListener[i].byVersion[v] += 1
-                } else {
-                    var counts = [Int](repeating: 0, count: 6)
-                    counts[v] = 1
-                    perListener.append((c.listener, counts))
-                }
-            }
             var groups: [ConnectionGroup: Int] = [:]
-            for (l, counts) in perListener {
+            for (l, counts) in ctx.connected {
                 for (v, n) in counts.enumerated() where n > 0 {
                     groups[ConnectionGroup(listener: l.name, protocolVersion: v), default: 0] += n
                 }
