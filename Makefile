@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTEST := .venv-test/bin/pytest
 
-.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability bench-cluster
+.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability bench-cluster bench-admin
 
 ## run: install what is missing, build release, make the development certificates when absent,
 ## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883), or on CONFIG=FILE
@@ -68,3 +68,10 @@ bench-cluster: deps
 	scripts/install-deps.sh test
 	$(SWIFT) build -c release
 	python3 bench/cluster.py $(BENCH_ARGS)
+
+## bench-admin: what the admin listener costs with 19,000 clients connected: broker CPU with a
+## Prometheus scrape every second and with a dashboard tab open, GET /api/v5/clients?limit=100
+## latency (~4 min); results in bench/results/<date>-admin.md
+bench-admin: deps
+	$(SWIFT) build -c release
+	python3 bench/admin.py $(BENCH_ARGS)

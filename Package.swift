@@ -89,6 +89,8 @@ let package = Package(
                 "Broker", "EventLoop", "MQTTCodec", "RuleEngine", "CMicroHTTPD",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The dashboard page, compiled in as bytes (PackageResources.dashboard_html).
+            resources: [.embedInCode("Dashboard/dashboard.html")],
             swiftSettings: loopConfined),
         .executableTarget(
             name: "turnpike",

@@ -6,13 +6,14 @@
 #                                   and a Kafka-protocol broker for the Kafka bridge tests
 #                                   (noida-db in .venv-kafka), and PostgreSQL 15 for the
 #                                   PostgreSQL bridge tests (the server is not on a fresh Debian),
-#                                   and nats-server for the cluster tests
+#                                   and nats-server for the cluster tests, and chromium with
+#                                   its driver for the dashboard test (Selenium in .venv-test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(pkg-config libssl-dev librocksdb-dev libcurl4-openssl-dev librdkafka-dev libpq-dev libmicrohttpd-dev libnats-dev)
 if [ "${1:-}" = test ]; then
-    packages+=(mosquitto mosquitto-clients python3-venv kcat postgresql-15 nats-server)
+    packages+=(mosquitto mosquitto-clients python3-venv kcat postgresql-15 nats-server chromium chromium-driver)
 fi
 
 missing=()

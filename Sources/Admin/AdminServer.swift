@@ -14,10 +14,13 @@ public final class AdminServer: @unchecked Sendable {
     private let server: MHDServer
     private let logger: Logger
 
-    public init(configuration: AdminConfiguration, broker: Broker, logger: Logger) {
+    /// - Parameter reload: runs the reload SIGHUP runs (the executable's, serialized with
+    ///   SIGHUP) for `POST /api/v5/reload`, on an HTTP thread; nil answers that route 503.
+    public init(configuration: AdminConfiguration, broker: Broker, logger: Logger,
+                reload: (@Sendable () -> ReloadReport)? = nil) {
         self.configuration = configuration
         self.logger = logger
-        let api = AdminAPI(broker: broker, configuration: configuration, logger: logger)
+        let api = AdminAPI(broker: broker, configuration: configuration, logger: logger, reload: reload)
         self.api = api
         server = MHDServer(handler: { api.handle($0) }, log: { [logger] line in logger.warning("admin: \(line)") })
     }

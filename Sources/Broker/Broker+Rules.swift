@@ -274,6 +274,9 @@ extension Broker {
         let m = Message(topic: "$dlq/rules/" + rule, payload: original.payload, qos: original.qos, retain: false,
                         properties: props, expiresAt: nil, publisher: nil, publisherClientId: "",
                         receivedAt: ctx.wallClock)
+        ctx.deadLetters.record(DeadLetterInfo(topic: m.topic, error: props.userProperties[0].value, rule: rule,
+                                              originTopic: original.topic, clientId: original.publisherClientId,
+                                              payloadBytes: original.payload.count, at: Int64(wallClockMilliseconds())))
         publish(m, from: ctx, runRules: false)
     }
 }

@@ -184,18 +184,24 @@ public final class Broker: @unchecked Sendable {
 
     /// Reloads every TLS listener's certificate, key and CA files (SIGHUP). New connections use
     /// the new context; established ones keep theirs. A listener whose files fail to load keeps
-    /// its old context, and the error is logged.
-    public func reloadTLS() {
+    /// its old context, and the error is logged. Returns the listeners reloaded and those that
+    /// failed, one line each ("port 8883: …").
+    @discardableResult
+    public func reloadTLS() -> (reloaded: [String], failed: [String]) {
+        var reloaded: [String] = [], failed: [String] = []
         for l in listeners {
             guard let c = l.configuration.tls else { continue }
             do {
                 let fresh = try TLSContext(server: c)
                 contexts[0].loop.execute { l.tls = fresh }
                 logger.info("reloaded TLS certificates for port \(l.configuration.port)")
+                reloaded.append("port \(l.configuration.port)")
             } catch {
                 logger.error("TLS reload for port \(l.configuration.port) failed, keeping the old certificates: \(error)")
+                failed.append("port \(l.configuration.port): \(error)")
             }
         }
+        return (reloaded, failed)
     }
 
     /// Applies a reloaded configuration's `[limits]`, `[auth]` and `[bans]` (SIGHUP): each loop

@@ -33,6 +33,22 @@ final class LoopContext {
     private(set) var connections: [ObjectIdentifier: Connection] = [:]
     /// This loop's counters (LoopCounters.swift): bumped here only, summed on a metrics scrape.
     var counters = LoopCounters()
+    /// Dead letters published from this loop (DeadLetterLog.swift).
+    var deadLetters = DeadLetterLog()
+    /// Connected clients on this loop per listener, by protocol level (index 3, 4, 5): kept at
+    /// CONNECT and close so that a metrics scrape need not walk every connection.
+    private(set) var connected: [(listener: Listener, byVersion: [Int])] = []
+
+    func countConnected(_ listener: Listener, _ version: ProtocolVersion, _ delta: Int) {
+        let v = Int(version.rawValue)
+        if let i = connected.firstIndex(where: { $0.listener === listener }) {
+            connected[i].byVersion[v] += delta
+        } else {
+            var counts = [Int](repeating: 0, count: 6)
+            counts[v] = delta
+            connected.append((listener, counts))
+        }
+    }
     /// Socket reads land here; only a partial packet is copied into the connection.
     var readScratch = [UInt8](repeating: 0, count: 32 * 1024)
     /// New TLS handshakes started in iteration `handshakeIteration` (see `mayStartHandshake`).

@@ -162,12 +162,10 @@ struct Serve: ParsableCommand {
         cshim_block_signals()
         // A bad rule file stops the start with file:line:col; on SIGHUP it keeps the old rules.
         let rulesPath = cfg.rules.directory
-        var bridgeIds = Set(loaded.bridges.map(\.id))
-        var fingerprints = loaded.bridgeFingerprints
         let mustExist = loaded.explicitRules
         let rules: RuleSet
         do {
-            rules = RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: bridgeIds, mustExist: mustExist))
+            rules = RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: Set(loaded.bridges.map(\.id)), mustExist: mustExist))
         } catch {
             FileHandle.standardError.write(Data("turnpike: rules: \(error)\n".utf8))
             throw ExitCode(2)
@@ -186,9 +184,12 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         broker.replaceRules(rules)
+        let reloader = Reloader(serve: self, broker: broker, logger: logger, rulesPath: rulesPath, mustExist: mustExist,
+                                fingerprints: loaded.bridgeFingerprints)
         var admin: AdminServer?
         if let adminConfiguration = loaded.admin {
-            let server = AdminServer(configuration: adminConfiguration, broker: broker, logger: logger)
+            let server = AdminServer(configuration: adminConfiguration, broker: broker, logger: logger,
+                                     reload: { reloader.reload(trigger: "POST /api/v5/reload") })
             do {
                 try server.start()
                 admin = server
@@ -204,20 +205,7 @@ struct Serve: ParsableCommand {
         while true {
             let sig = cshim_wait_signal()
             if sig == SIGHUP {
-                logger.info("SIGHUP: reloading the configuration, TLS certificates and rules")
-                var removed: [String] = []
-                if let fresh = reload(broker, logger: logger) {
-                    removed = reloadBridges(broker, fresh, running: &fingerprints, rulesPath: rulesPath, mustExist: mustExist, logger: logger)
-                    bridgeIds = Set(fingerprints.keys)
-                }
-                broker.reloadTLS()
-                do {
-                    broker.replaceRules(RuleSet(rules: try RuleFiles.load(path: rulesPath, bridges: bridgeIds, mustExist: mustExist)))
-                } catch {
-                    logger.error("rules not reloaded, the previous rules stay active:\n\(error)")
-                }
-                // Bridges the configuration dropped go once no rule names them any more.
-                if !removed.isEmpty { removeBridges(broker, removed, logger: logger) }
+                _ = reloader.reload(trigger: "SIGHUP")
                 continue
             }
             logger.info("signal \(sig) received")
@@ -225,82 +213,5 @@ struct Serve: ParsableCommand {
         }
         admin?.stop()
         broker.shutdown()
-    }
-
-    /// SIGHUP: the configuration file again (with its password and ACL files). A file that does
-    /// not load changes nothing: the running configuration stays, and the error (file, line,
-    /// column) is logged.
-    private func reload(_ broker: Broker, logger: Logger) -> Loaded? {
-        let fresh: Loaded
-        do {
-            fresh = try loadConfiguration()
-        } catch {
-            logger.error("configuration not reloaded, the running configuration stays: \(error)")
-            return nil
-        }
-        let later = broker.applySettings(fresh.cfg)
-        logger.info("configuration reloaded: [limits], [auth] (password and ACL files) and [bans] applied")
-        if !later.isEmpty {
-            logger.warning("configuration reload: changes to \(later.joined(separator: ", ")) take effect at the next restart")
-        }
-        return fresh
-    }
-
-    /// SIGHUP, bridges: a new table starts a bridge, a removed one stops (a disk buffer's records
-    /// stay in the store for when it comes back), a changed one is replaced: the loops switch to
-    /// the new bridge, then the old one stops taking requests, waits for those in flight (up to
-    /// 5 s) and hands every record it still holds to the new one. Nothing changes when the rule
-    /// files would not load with the new set of bridges, or a new bridge does not start.
-    /// Returns the ids of the bridges to stop once the new rules are in place.
-    private func reloadBridges(_ broker: Broker, _ fresh: Loaded, running: inout [String: String], rulesPath: String,
-                               mustExist: Bool, logger: Logger) -> [String] {
-        let wanted = fresh.bridgeFingerprints
-        guard wanted != running else { return [] }
-        do {
-            _ = try RuleFiles.load(path: rulesPath, bridges: Set(wanted.keys), mustExist: mustExist)
-        } catch {
-            logger.error("bridges not reloaded: the rule files do not load with the new bridges, the running bridges stay:\n\(error)")
-            return []
-        }
-        let current = broker.bridges
-        var started: [String: any BridgeSink] = [:]
-        for d in fresh.bridges where running[d.id] != wanted[d.id] {
-            do {
-                started[d.id] = try Bridges.start(d, broker: broker, loops: fresh.cfg.threads, logger: logger)
-            } catch {
-                logger.error("bridges not reloaded: \(d.id) does not start (\(error)); the running bridges stay")
-                for s in started.values { s.stop() }
-                return []
-            }
-        }
-        // Removed bridges stay reachable until the rules that name them are replaced.
-        var next = started
-        for (id, s) in current where started[id] == nil { next[id] = s }
-        let switched = DispatchSemaphore(value: 0)
-        broker.replaceBridges(Array(next.values)) { switched.signal() }
-        switched.wait()
-        var replaced: [String] = []
-        for (id, old) in current.sorted(by: { $0.key < $1.key }) {
-            guard let new = started[id] else { continue }
-            new.restore(old.drain(timeoutMs: 5000), from: "the bridge it replaces")
-            replaced.append(id)
-        }
-        let added = started.keys.filter { current[$0] == nil }.sorted()
-        let removed = current.keys.filter { wanted[$0] == nil }.sorted()
-        func list(_ ids: [String]) -> String { ids.isEmpty ? "none" : ids.joined(separator: ", ") }
-        logger.info("bridges reloaded: \(list(added)) started, \(list(replaced)) replaced, \(list(removed)) to stop")
-        running = wanted
-        return removed
-    }
-
-    private func removeBridges(_ broker: Broker, _ ids: [String], logger: Logger) {
-        let current = broker.bridges
-        let switched = DispatchSemaphore(value: 0)
-        broker.replaceBridges(current.filter { !ids.contains($0.key) }.map(\.value)) { switched.signal() }
-        switched.wait()
-        for id in ids {
-            current[id]?.stop()
-            logger.info("bridge \(id) stopped: the configuration no longer has it")
-        }
     }
 }

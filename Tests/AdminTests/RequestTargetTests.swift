@@ -95,3 +95,27 @@ final class RequestTargetTests: XCTestCase {
         XCTAssertEqual(AdminAPI.rfc3339(milliseconds: 1_796_333_782_123), "2026-12-03T21:36:22.123+00:00")
     }
 }
+
+/// The clients list sorts only the first page*limit entries it answers.
+final class FirstInOrderTests: XCTestCase {
+    func testSameAsSortingThenTaking() {
+        var g = SystemRandomNumberGenerator()
+        for count in [0, 1, 5, 50, 1000] {
+            let all = (0..<count).map { _ in Int.random(in: 0..<300, using: &g) }
+            for n in [1, 3, 10, 100, 400, 2000] {
+                let want = Array(all.sorted().prefix(n))
+                XCTAssertEqual(Array(AdminAPI.firstInOrder(all, n, by: <).prefix(n)), want, "count \(count), n \(n)")
+                XCTAssertEqual(Array(AdminAPI.firstInOrder(all, n, by: >).prefix(n)), Array(all.sorted(by: >).prefix(n)))
+            }
+        }
+        XCTAssertEqual(AdminAPI.firstInOrder(Array((0..<1000).reversed()), 3, by: <), [0, 1, 2])
+    }
+
+    func testPagingWithAPartialList() {
+        let p = Paging(page: 2, limit: 3)
+        let (items, meta) = p.apply([1, 2, 3, 4, 5, 6], count: 40)
+        XCTAssertEqual(Array(items), [4, 5, 6])
+        XCTAssertEqual(meta["count"] as? Int, 40)
+        XCTAssertEqual(meta["hasnext"] as? Bool, true)
+    }
+}

@@ -177,6 +177,18 @@ def test_rule_metrics_have_a_rule_label(admin_broker, api, clients, uid):
     assert value(m, "turnpike_rule_enabled", rule="fast") == 1
 
 
+def test_connections_gauge_follows_connects_and_closes(admin_broker, api, clients, uid):
+    """turnpike_connections is counted as clients connect and close (not by walking them)."""
+    listener = f"tcp:{admin_broker.port}"
+    gauge = lambda: value(api.metrics(), "turnpike_connections", listener=listener, protocol_version="3")
+    before = gauge()
+    a = clients(admin_broker, f"g3a-{uid}", version=3)
+    clients(admin_broker, f"g3b-{uid}", version=3)
+    assert wait_until(lambda: gauge() == before + 2, 5), gauge()
+    a.disconnect()
+    assert wait_until(lambda: gauge() == before + 1, 5), gauge()
+
+
 def test_prometheus_stats_is_the_same_scrape_and_open_by_default(api):
     r = api.get("/api/v5/prometheus/stats", auth=False)
     assert r.status_code == 200
@@ -270,6 +282,47 @@ def test_clients_filters_and_paging(admin_broker, api, clients, uid):
     connected = api.ok(f"/api/v5/clients?like_clientid={prefix}&conn_state=connected")["meta"]["count"]
     assert connected == 5
     assert api.ok(f"/api/v5/clients?like_clientid={prefix}&conn_state=disconnected")["meta"]["count"] == 0
+
+
+def test_clients_order_by(admin_broker, api, clients, uid):
+    """The dashboard's top clients: order_by a figure, largest first unless order=asc."""
+    prefix = f"ob{uid[-6:]}"
+    cs = [clients(admin_broker, f"{prefix}-{i}") for i in range(3)]
+    for i, n in enumerate([2, 5, 1]):
+        for _ in range(n):
+            cs[i].publish(f"adm/{prefix}/x", b"m", qos=1)
+    top = api.ok(f"/api/v5/clients?like_clientid={prefix}&order_by=recv_msg")["data"]
+    assert [(c["clientid"], c["recv_msg"]) for c in top] == [(f"{prefix}-1", 5), (f"{prefix}-0", 2), (f"{prefix}-2", 1)]
+    asc = api.ok(f"/api/v5/clients?like_clientid={prefix}&order_by=msg&order=asc&limit=1")
+    assert [c["clientid"] for c in asc["data"]] == [f"{prefix}-2"] and asc["meta"]["count"] == 3
+    rev = api.ok(f"/api/v5/clients?like_clientid={prefix}&order=desc")["data"]
+    assert [c["clientid"] for c in rev] == [f"{prefix}-{i}" for i in (2, 1, 0)]
+    # Unfiltered (the page's ids picked from the session table): by client id, both ways.
+    everyone = api.ok("/api/v5/clients?limit=10000")
+    ids = [c["clientid"] for c in everyone["data"]]
+    assert ids == sorted(ids) and everyone["meta"]["count"] == len(ids) >= 3
+    assert [c["clientid"] for c in api.ok("/api/v5/clients?limit=2&page=2")["data"]] == ids[2:4]
+    assert [c["clientid"] for c in api.ok("/api/v5/clients?limit=3&order=desc")["data"]] == ids[::-1][:3]
+    for bad in ["order_by=speed", "order=up"]:
+        r = api.get(f"/api/v5/clients?{bad}")
+        assert r.status_code == 400 and r.json()["code"] == "BAD_REQUEST", r.text
+
+
+def test_nodes_without_a_cluster_is_this_node(admin_broker, api, clients, uid):
+    clients(admin_broker, f"nd-{uid}")
+    nodes = api.ok("/api/v5/nodes")
+    assert len(nodes) == 1 and "cluster" not in nodes[0], nodes
+    me = nodes[0]
+    assert me["self"] is True and me["node"].startswith("turnpike@") and me["node_status"] == "running"
+    assert me["live_connections"] >= 1 and me["memory_used"] > 1_000_000 and me["uptime"] >= 0 and me["max_fds"] > 0
+    assert api.get("/api/v5/nodes?x=1").status_code == 400
+
+
+def test_dead_letters_route(api):
+    d = api.ok("/api/v5/dead_letters?limit=5")
+    assert set(d) == {"total", "topics", "recent"} and d["total"] == sum(t["count"] for t in d["topics"])
+    for bad in ["limit=0", "limit=x", "page=2"]:
+        assert api.get(f"/api/v5/dead_letters?{bad}").status_code == 400, bad
 
 
 def test_client_detail_404_and_encoded_ids(admin_broker, api, clients, uid):

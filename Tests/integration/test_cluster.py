@@ -7,8 +7,9 @@ import time
 import pytest
 
 import rawmqtt as R
-from conftest import Broker, wait_until
+from conftest import Broker, free_port, wait_until
 from natscluster import NatsCluster
+from test_dashboard import browser  # noqa: F401 (the headless Chromium fixture)
 
 pytestmark = pytest.mark.turnpike_only
 
@@ -28,12 +29,15 @@ def nodes(nats, request):
     made = []
     prefix = "t" + str(abs(hash(request.node.name)) % 10**8)      # each test its own subjects
 
-    def make(n: int = 3, **kw):
+    def make(n: int = 3, admin: str = "", **kw):
+        """admin: an [admin] table with {port} where each node's admin port goes (b.admin_port)."""
         for i in range(n):
             urls = nats.urls[i:] + nats.urls[:i]
             toml = f'\n[cluster]\nnode_name = "node{i}"\nnats = [{", ".join(repr(u).replace(chr(39), chr(34)) for u in urls)}]\n' \
                    f'subject_prefix = "{prefix}"\n'
-            b = Broker(extra_toml=toml, **kw).start()
+            port = free_port()
+            b = Broker(extra_toml=toml + admin.format(port=port), **kw).start()
+            b.admin_port = port
             made.append(b)
         for b in made:
             assert wait_until(lambda: "cluster: connected" in b.log_text() or "(connected to" in b.log_text(), 10), b.log_tail(40)
@@ -370,3 +374,31 @@ def test_node_killed_during_load_its_clients_resume_on_the_others(nodes):
     assert [int(p.payload) for p in collect(w2, 10)] == list(range(10))
     assert collect(s, 1, timeout=0.5) == [] and collect(w2, 1, timeout=0.5) == []   # nothing twice
     assert wait_until(lambda: "node node1 is gone" in a.log_text() and "node node1 is gone" in c.log_text(), 8)
+
+
+def test_nodes_route_and_dashboard_list_the_cluster(nodes, browser):
+    """GET /api/v5/nodes on one node lists both, with the cluster's figures on its own entry;
+    the dashboard shows the node list (it is hidden on a broker without a cluster)."""
+    import requests
+    from selenium.webdriver.common.by import By
+    from test_dashboard import KEY, SECRET, sign_in, wait_text
+
+    a, b = nodes(2, admin=f'\n[admin]\nport = {{port}}\napi_key = "{KEY}"\napi_secret = "{SECRET}"\n')
+    car = R.RawClient(b.port, b.host, version=V5)
+    assert car.connect("car-on-b").rc == 0
+
+    def listed():
+        r = requests.get(f"http://127.0.0.1:{a.admin_port}/api/v5/nodes", auth=(KEY, SECRET), timeout=5)
+        assert r.status_code == 200, r.text
+        return r.json()
+    got = listed()
+    assert [(n["node"], n["self"]) for n in got] == [("node0", True), ("node1", False)], got
+    me = got[0]
+    assert me["cluster"]["nodes"] == 2 and me["cluster"]["nats/connected"] == 1 and me["node_status"] == "running"
+    assert me["live_connections"] == 0 and me["version"]
+    sign_in(browser, a)
+    wait_text(browser, 'tr[data-node="node1"] td:nth-child(2)', "running")
+    assert browser.find_element(By.ID, "cluster").is_displayed()
+    assert browser.find_element(By.CSS_SELECTOR, 'tr[data-node="node0"]').text.startswith("node0 (this node)")
+    assert browser.find_element(By.ID, "node").text == "node0"
+    car.close()

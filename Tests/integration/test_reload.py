@@ -217,3 +217,153 @@ def test_bridge_removal_refused_while_a_rule_names_it(reloadable, rules_dir):
         assert len(r.wait_delivered(5, timeout=20)) == 5    # the bridge still runs
     finally:
         r.stop()
+
+
+# ---------------------------------------------------------------------------
+# POST /api/v5/reload: the same reload, through the admin listener
+# ---------------------------------------------------------------------------
+import threading  # noqa: E402
+
+import requests  # noqa: E402
+
+KEY, SECRET = "ops", "reload-secret"
+
+
+def admin_table(port):
+    return f'\n[admin]\nport = {port}\napi_key = "{KEY}"\napi_secret = "{SECRET}"\n'
+
+
+def with_admin(reloadable, **kw) -> Broker:
+    port = free_port()
+    kw["extra_toml"] = admin_table(port) + kw.get("extra_toml", "")
+    b = reloadable(**kw)
+    b.admin_port = port
+    assert wait_until(lambda: _answers(port), 10), b.log_tail()
+    return b
+
+
+def _answers(port) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/api/v5/status", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def api_reload(b: Broker, body=None) -> requests.Response:
+    """Rewrites turnpike.toml from the broker's settings and asks the admin listener to reload."""
+    b._turnpike_config()
+    kw = {"json": body} if body is not None else {}
+    return requests.post(f"http://127.0.0.1:{b.admin_port}/api/v5/reload", auth=(KEY, SECRET), timeout=20, **kw)
+
+
+def test_api_reload_applies_an_acl_to_a_connected_client(reloadable, tmp_path):
+    make_password_file(tmp_path / "passwords")
+    acl = tmp_path / "acl.conf"
+    acl.write_text(ACL)
+    b = with_admin(reloadable, auth={"allow_anonymous": False, "password_file": str(tmp_path / "passwords"),
+                                     "acl_file": str(acl)})
+    car, _ = raw_connect(b, V5, "car-A", "car-A", pw("car-A"))
+    assert car.publish("fleet/status", b"before", qos=1).rc == 0x87
+    acl.write_text(ACL.replace("pattern\n", "pattern\nallow write fleet/status\n"))
+    r = api_reload(b)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["applied"] is True and j["config"]["status"] == "applied" and j["config"]["restart_needed"] == []
+    assert j["rules"]["status"] == "applied" and j["bridges"]["status"] == "unchanged" and j["tls"]["status"] == "applied"
+    time.sleep(0.2)                                    # the loops take the settings in their next iteration
+    assert car.publish("fleet/status", b"after", qos=1).rc == 0x10      # allowed now (no subscriber)
+    assert "POST /api/v5/reload: reloading" in b.log_text()
+    car.close()
+
+
+def test_api_reload_with_a_broken_acl_answers_the_error_and_keeps_the_old_acl(reloadable, tmp_path):
+    make_password_file(tmp_path / "passwords")
+    acl = tmp_path / "acl.conf"
+    acl.write_text(ACL)
+    b = with_admin(reloadable, auth={"allow_anonymous": False, "password_file": str(tmp_path / "passwords"),
+                                     "acl_file": str(acl)})
+    car, _ = raw_connect(b, V5, "car-A", "car-A", pw("car-A"))
+    acl.write_text(ACL + "allow readwrite\n")                              # line 9: no filter
+    r = api_reload(b)
+    assert r.status_code == 400, r.text
+    j = r.json()
+    assert j["code"] == "RELOAD_FAILED" and j["applied"] is False
+    assert j["config"]["status"] == "failed" and f"{acl}:9:" in j["config"]["error"], j
+    assert f"{acl}:9:" in j["message"] and "the running configuration stays" in j["message"]
+    assert j["bridges"]["status"] == "skipped"
+    assert car.publish("cars/car-A/telemetry", b"ok", qos=1).rc == 0x10  # the old ACL still in force
+    assert car.publish("cars/car-B/telemetry", b"no", qos=1).rc == 0x87
+    car.close()
+
+
+def test_api_reload_with_a_broken_config_file(reloadable):
+    b = with_admin(reloadable)
+    keep = R.RawClient(b.port, b.host, version=V5)
+    assert keep.connect("keeper").rc == 0
+    admin = b.extra_toml
+    b.extra_toml = admin + "\n[limits]\nmax_inflight = \n"
+    r = api_reload(b)
+    assert r.status_code == 400 and "turnpike.toml:" in r.json()["config"]["error"], r.text
+    b.extra_toml = admin
+    assert api_reload(b).status_code == 200                               # fixed: applies again
+    keep.send(R.pingreq())
+    assert keep.expect(R.PINGRESP).type == R.PINGRESP                     # connected throughout
+
+
+def test_api_reload_reports_rules_bridges_and_restart_settings(reloadable, rules_dir):
+    rcv = Receiver().start()
+    try:
+        b = with_admin(reloadable, rules={"dir": str(rules_dir)})
+        admin = b.extra_toml
+        (rules_dir / "to_crm.sql").write_text(TELEMETRY_RULE)
+        b.extra_toml = admin + webhook_table(rcv.port)
+        b.limits["sys_interval"] = 7
+        j = api_reload(b).json()
+        assert j["applied"] is True, j
+        assert j["bridges"] == {"status": "applied", "started": ["webhook.crm"], "replaced": [], "stopped": []}, j
+        assert j["rules"]["active"] == ["to_crm"] and j["config"]["restart_needed"] == ["sys_interval"], j
+        publish_all(b, 1, 3)
+        assert len(rcv.wait_delivered(3, timeout=20)) == 3
+        # A rule file that does not parse: the error with file:line:col, the old rule stays.
+        (rules_dir / "broken.sql").write_text("CREATE RULE broken AS\nSELECT FROM\n")
+        r = api_reload(b)
+        assert r.status_code == 400, r.text
+        j = r.json()
+        assert j["rules"]["status"] == "failed" and f"{rules_dir / 'broken.sql'}:2:" in j["rules"]["error"], j
+        assert j["rules"]["active"] == ["to_crm"] and j["config"]["status"] == "applied"
+        (rules_dir / "broken.sql").unlink()
+        # The bridge removed with its rule: stopped.
+        (rules_dir / "to_crm.sql").unlink()
+        b.extra_toml = admin
+        j = api_reload(b).json()
+        assert j["bridges"]["stopped"] == ["webhook.crm"] and j["rules"]["active"] == [], j
+        assert api_reload(b, {"dry_run": True}).status_code == 400           # no options
+    finally:
+        rcv.stop()
+
+
+def test_api_reloads_and_sighup_take_turns(reloadable):
+    """Reloads from the API and from SIGHUP at once: every one answers, and each runs whole
+    before the next begins (the log never shows a reload starting inside another)."""
+    b = with_admin(reloadable)
+    b._turnpike_config()
+    codes = []
+
+    def post():
+        for _ in range(3):
+            codes.append(requests.post(f"http://127.0.0.1:{b.admin_port}/api/v5/reload", auth=(KEY, SECRET), timeout=20).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(3):
+        b.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.05)
+    for t in threads:
+        t.join(30)
+    assert codes == [200] * 6
+    assert wait_until(lambda: b.log_text().count("reloading the configuration") == 9, 10), b.log_tail(60)
+    events = [("start" if "reloading the configuration" in l else "end") for l in b.log_text().splitlines()
+              if "reloading the configuration" in l or "rules: 0 active" in l]
+    events = events[events.index("start"):]                               # from the first reload on
+    assert events == ["start", "end"] * 9, events

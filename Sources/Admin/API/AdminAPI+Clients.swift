@@ -39,12 +39,25 @@ extension AdminAPI {
 
     func clients(_ q: [String: String]) throws(APIError) -> HTTPResponse {
         for name in q.keys where !["page", "limit", "clientid", "username", "like_clientid", "like_username",
-                                   "conn_state", "ip_address", "proto_ver"].contains(name) {
+                                   "conn_state", "ip_address", "proto_ver", "order_by", "order"].contains(name) {
             throw .badRequest("unknown query parameter '\(name)'")
         }
         let state = try choice(q, "conn_state", ["connected", "disconnected"])
         let protoVer = try intParameter(q, "proto_ver", 3...5)
-        _ = try paging(q)
+        let orderBy = try choice(q, "order_by", Self.clientOrders.map(\.0))
+        let descending = try choice(q, "order", ["asc", "desc"]).map { $0 == "desc" }
+        let p = try paging(q)
+        let (end, overflow) = p.page.multipliedReportingOverflow(by: p.limit)
+        let needed = overflow ? Int.max : end
+        // No filter and the default order: pick the page's ids from the session table and ask
+        // the loops about those only (at 19,000 sessions, ~4 ms instead of ~17).
+        if orderBy == nil, q.keys.allSatisfy({ ["page", "limit", "order"].contains($0) }) {
+            let ids = broker.clientIds()
+            let first = Self.firstInOrder(ids, needed, by: descending == true ? { $0 > $1 } : { $0 < $1 })
+            let (page, meta) = p.apply(first, count: ids.count)
+            let infos = broker.clients(Array(page), timeoutMilliseconds: Self.loopTimeoutMilliseconds)
+            return JSON.response(["data": infos.map(clientJSON), "meta": meta])
+        }
         var all = broker.clients(timeoutMilliseconds: Self.loopTimeoutMilliseconds)
         if let id = q["clientid"] { all = all.filter { $0.clientId == id } }
         if let u = q["username"] { all = all.filter { $0.username == u } }
@@ -53,8 +66,51 @@ extension AdminAPI {
         if let state { all = all.filter { $0.connected == (state == "connected") } }
         if let ip = q["ip_address"] { all = all.filter { Self.split(peer: $0.peer).0 == ip } }
         if let protoVer { all = all.filter { $0.protocolVersion == protoVer } }
-        return try paged(all, q, clientJSON)
+        // By client id, or by a figure with the client id breaking ties.
+        let before: (ClientInfo, ClientInfo) -> Bool
+        if let orderBy, let key = Self.clientOrders.first(where: { $0.0 == orderBy })?.1 {
+            let desc = descending ?? true
+            before = { a, b in
+                let (x, y) = (key(a), key(b))
+                return x != y ? (desc ? x > y : x < y) : a.clientId < b.clientId
+            }
+        } else {
+            before = descending == true ? { $0.clientId > $1.clientId } : { $0.clientId < $1.clientId }
+        }
+        let (items, meta) = p.apply(Self.firstInOrder(all, needed, by: before), count: all.count)
+        return JSON.response(["data": items.map(clientJSON), "meta": meta])
     }
+
+    /// The first `n` of `all` in the order `before`, sorted: what a page needs, without sorting
+    /// the rest (19,000 clients sorted by id cost ~13 ms per request; picking 100 costs ~1 ms).
+    /// Keeps a sorted window of the `n` best so far; most elements lose against its last one.
+    static func firstInOrder<T>(_ all: [T], _ n: Int, by before: (T, T) -> Bool) -> [T] {
+        // Past ~1,000 (deep pages) the window's insertions cost more than one sort.
+        guard n <= 1024, n < all.count / 2 else { return all.sorted(by: before) }
+        var top: [T] = []
+        top.reserveCapacity(n + 1)
+        for e in all {
+            if top.count == n, !before(e, top[n - 1]) { continue }
+            var lo = 0, hi = top.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if before(e, top[mid]) { hi = mid } else { lo = mid + 1 }
+            }
+            top.insert(e, at: lo)
+            if top.count > n { top.removeLast() }
+        }
+        return top
+    }
+
+    /// `order_by` (the dashboard's top clients): a figure of `clientJSON`, largest first unless
+    /// `order=asc`. Without it the list is by client id (`order=desc` reverses it).
+    static let clientOrders: [(String, (ClientInfo) -> Int)] = [
+        ("recv_msg", { $0.receivedMessages }), ("send_msg", { $0.sentMessages }),
+        ("msg", { $0.receivedMessages + $0.sentMessages }),
+        ("recv_oct", { $0.receivedBytes }), ("send_oct", { $0.sentBytes }),
+        ("mqueue_len", { $0.queued }), ("inflight_cnt", { $0.inflight }),
+        ("subscriptions_cnt", { $0.subscriptions }), ("connected_at", { Int($0.connectedAt) }),
+    ]
 
     private func unknownClient(_ id: String) -> APIError {
         .notFound("CLIENTID_NOT_FOUND", "no client '\(id)'")

@@ -15,10 +15,14 @@ public final class AdminAPI: @unchecked Sendable {
     /// How long a handler waits for the loops; the health check answers 503 past it.
     static let loopTimeoutMilliseconds = 1000
 
-    public init(broker: Broker, configuration: AdminConfiguration, logger: Logger) {
+    /// The executable's reload (`POST /api/v5/reload`).
+    let reloadHook: (@Sendable () -> ReloadReport)?
+
+    public init(broker: Broker, configuration: AdminConfiguration, logger: Logger, reload: (@Sendable () -> ReloadReport)? = nil) {
         self.broker = broker
         self.configuration = configuration
         self.logger = logger
+        self.reloadHook = reload
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
         node = "turnpike@" + String(cString: host)
@@ -57,6 +61,7 @@ public final class AdminAPI: @unchecked Sendable {
 
     private func dispatch(_ id: RouteID, _ p: [String: String], _ q: [String: String], _ r: HTTPRequest) throws(APIError) -> HTTPResponse {
         switch id {
+        case .dashboard: return Dashboard.response
         case .metrics, .prometheusStats: return prometheus()
         case .openAPI: return HTTPResponse(status: 200, body: Array(OpenAPIDocument.text.utf8))
         case .status: return status(q)
@@ -82,6 +87,9 @@ public final class AdminAPI: @unchecked Sendable {
         case .deleteBan: return try deleteBan(p["as"]!, p["who"]!)
         case .stats: return try stats(q)
         case .metricsJSON: return try metricsJSON(q)
+        case .nodes: return try nodes(q)
+        case .deadLetters: return try deadLetters(q)
+        case .reload: return try reload(r.body)
         }
     }
 

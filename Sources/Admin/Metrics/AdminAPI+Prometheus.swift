@@ -26,7 +26,12 @@ extension AdminAPI {
         }
         p.single("turnpike_connections_max", .gauge, "Most clients connected at once since start.", s.clientsMaximum.load(ordering: .relaxed))
         p.single("turnpike_sockets_open", .gauge, "Accepted sockets not yet closed, CONNECTed or not.", s.socketsOpen.load(ordering: .relaxed))
-        let sessions = broker.sessionCounts()
+        var sessions = SessionCounts()
+        for r in answered {
+            sessions.total += r.sessions.total
+            sessions.persistent += r.sessions.persistent
+            sessions.offline += r.sessions.offline
+        }
         p.single("turnpike_sessions", .gauge, "Sessions, connected or not.", sessions.total)
         p.single("turnpike_sessions_persistent", .gauge, "Sessions that outlive their connection (expiry > 0).", sessions.persistent)
         p.single("turnpike_sessions_offline", .gauge, "Sessions without a connection.", sessions.offline)

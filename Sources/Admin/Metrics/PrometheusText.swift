@@ -50,6 +50,17 @@ struct PrometheusText {
     }
 
     static func escapeHelp(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        // Help texts are constants: almost never anything to escape (Foundation's
+        // replacingOccurrences was ~7 % of a scrape).
+        guard s.contains(where: { $0 == "\\" || $0 == "\n" }) else { return s }
+        var out = ""
+        for c in s {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
     }
 }

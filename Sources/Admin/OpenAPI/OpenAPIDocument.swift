@@ -251,6 +251,24 @@ enum OpenAPIDocument {
   }
  },
  "paths": {
+  "/": {
+   "get": {
+    "summary": "The dashboard: one HTML page (plain JavaScript) that asks for an API key and reads this API every 2 s",
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "text/html": {
+        "schema": {
+         "type": "object"
+        }
+       }
+      }
+     }
+    },
+    "security": []
+   }
+  },
   "/metrics": {
    "get": {
     "summary": "Prometheus metrics (text format 0.0.4); needs credentials only with metrics_auth = true",
@@ -426,6 +444,39 @@ enum OpenAPIDocument {
       "description": "3, 4 or 5",
       "schema": {
        "type": "integer"
+      }
+     },
+     {
+      "name": "order_by",
+      "in": "query",
+      "required": false,
+      "description": "sort by recv_msg, send_msg, msg (received + sent), recv_oct, send_oct, mqueue_len, inflight_cnt, subscriptions_cnt or connected_at (largest first unless order=asc); default: by client id",
+      "schema": {
+       "type": "string",
+       "enum": [
+        "recv_msg",
+        "send_msg",
+        "msg",
+        "recv_oct",
+        "send_oct",
+        "mqueue_len",
+        "inflight_cnt",
+        "subscriptions_cnt",
+        "connected_at"
+       ]
+      }
+     },
+     {
+      "name": "order",
+      "in": "query",
+      "required": false,
+      "description": "asc or desc",
+      "schema": {
+       "type": "string",
+       "enum": [
+        "asc",
+        "desc"
+       ]
       }
      }
     ]
@@ -1195,6 +1246,253 @@ enum OpenAPIDocument {
       }
      }
     ]
+   }
+  },
+  "/api/v5/nodes": {
+   "get": {
+    "summary": "The cluster's nodes (EMQX's path): this node with its figures (and the cluster's, under cluster, when it is in one), then every other node heard from within the node timeout",
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "array",
+         "items": {
+          "type": "object",
+          "properties": {
+           "node": {
+            "type": "string"
+           },
+           "node_status": {
+            "type": "string"
+           },
+           "self": {
+            "type": "boolean"
+           },
+           "version": {
+            "type": "string"
+           },
+           "uptime": {
+            "type": "integer",
+            "description": "ms"
+           },
+           "connections": {
+            "type": "integer"
+           },
+           "live_connections": {
+            "type": "integer"
+           },
+           "memory_used": {
+            "type": "integer"
+           },
+           "max_fds": {
+            "type": "integer"
+           },
+           "cluster": {
+            "type": "object",
+            "description": "$SYS/broker/cluster/… figures"
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
+   }
+  },
+  "/api/v5/dead_letters": {
+   "get": {
+    "summary": "Dead letters since start by $dlq topic ($dlq/rules/<rule>, $dlq/bridges/<type>.<name>), and the latest, newest first",
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "total": {
+           "type": "integer"
+          },
+          "topics": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "topic": {
+              "type": "string"
+             },
+             "count": {
+              "type": "integer"
+             }
+            }
+           }
+          },
+          "recent": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "topic": {
+              "type": "string"
+             },
+             "error": {
+              "type": "string"
+             },
+             "rule": {
+              "type": "string"
+             },
+             "origin_topic": {
+              "type": "string"
+             },
+             "clientid": {
+              "type": "string"
+             },
+             "payload_bytes": {
+              "type": "integer"
+             },
+             "at": {
+              "type": "string",
+              "format": "date-time"
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/Error"
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     }
+    },
+    "parameters": [
+     {
+      "name": "limit",
+      "in": "query",
+      "required": false,
+      "description": "how many of the latest, 1 to 1000 (default 20)",
+      "schema": {
+       "type": "integer",
+       "minimum": 1,
+       "maximum": 1000
+      }
+     }
+    ]
+   }
+  },
+  "/api/v5/reload": {
+   "post": {
+    "summary": "The reload SIGHUP does (configuration with password, ACL and ban files, TLS, bridges, rules), one at a time with SIGHUP; a part whose file does not load keeps running as it was",
+    "requestBody": {
+     "required": false,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "description": "no options: empty or {}"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "OK",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "applied": {
+           "type": "boolean",
+           "description": "everything loaded"
+          },
+          "config": {
+           "type": "object",
+           "description": "status applied|failed, error (file:line:column), restart_needed (settings that change only at a restart)"
+          },
+          "tls": {
+           "type": "object",
+           "description": "status, reloaded and failed listeners"
+          },
+          "rules": {
+           "type": "object",
+           "description": "status applied|failed, error, active (the rules in force afterwards)"
+          },
+          "bridges": {
+           "type": "object",
+           "description": "status applied|unchanged|failed|skipped, error, started, replaced, stopped"
+          },
+          "code": {
+           "type": "string",
+           "description": "RELOAD_FAILED, on a 400"
+          },
+          "message": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "a file did not load (the same body, with code RELOAD_FAILED and message), or a body that is not {}",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "applied": {
+           "type": "boolean",
+           "description": "everything loaded"
+          },
+          "config": {
+           "type": "object",
+           "description": "status applied|failed, error (file:line:column), restart_needed (settings that change only at a restart)"
+          },
+          "tls": {
+           "type": "object",
+           "description": "status, reloaded and failed listeners"
+          },
+          "rules": {
+           "type": "object",
+           "description": "status applied|failed, error, active (the rules in force afterwards)"
+          },
+          "bridges": {
+           "type": "object",
+           "description": "status applied|unchanged|failed|skipped, error, started, replaced, stopped"
+          },
+          "code": {
+           "type": "string",
+           "description": "RELOAD_FAILED, on a 400"
+          },
+          "message": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Error"
+     },
+     "503": {
+      "$ref": "#/components/responses/Error"
+     }
+    }
    }
   }
  }

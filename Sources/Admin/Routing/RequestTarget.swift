@@ -99,10 +99,16 @@ public struct Paging: Equatable, Sendable {
 
     /// The page's items and EMQX's `meta`.
     public func apply<T>(_ all: [T]) -> (items: ArraySlice<T>, meta: [String: Any]) {
+        apply(all, count: all.count)
+    }
+
+    /// The same when `first` holds only the first items of a list of `count` (at least up to
+    /// this page's end, or all of them).
+    public func apply<T>(_ first: [T], count: Int) -> (items: ArraySlice<T>, meta: [String: Any]) {
         let (start, overflow) = (page - 1).multipliedReportingOverflow(by: limit)
-        let from = overflow ? all.count : min(all.count, start)
-        let to = min(all.count, from + limit)
-        return (all[from..<to], ["page": page, "limit": limit, "count": all.count, "hasnext": to < all.count])
+        let from = overflow ? first.count : min(first.count, start)
+        let to = min(first.count, from + limit)
+        return (first[from..<to], ["page": page, "limit": limit, "count": count, "hasnext": to < count])
     }
 }
 

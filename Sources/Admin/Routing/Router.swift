@@ -2,7 +2,7 @@
 /// what handles it. The OpenAPI document (OpenAPIDocument.swift) lists the same routes, and
 /// AdminTests checks that the two agree.
 public enum RouteID: String, CaseIterable, Sendable {
-    case metrics, prometheusStats, openAPI, status
+    case dashboard, metrics, prometheusStats, openAPI, status
     case clients, client, kickClient, clientSubscriptions
     case subscriptions, topics
     case retainedMessages, retainedMessage, deleteRetainedMessage
@@ -10,7 +10,8 @@ public enum RouteID: String, CaseIterable, Sendable {
     case rules, rule, updateRule, ruleTest
     case bridges, bridge
     case bans, addBan, clearBans, deleteBan
-    case stats, metricsJSON
+    case stats, metricsJSON, nodes, deadLetters
+    case reload
 }
 
 public struct Route: Sendable {
@@ -39,6 +40,8 @@ public struct Route: Sendable {
 
 public enum Router {
     public static let routes: [Route] = [
+        // The page itself holds no data: it asks for a key and reads the API with it.
+        Route("GET", "/", .dashboard, isPublic: true),
         Route("GET", "/metrics", .metrics, isPublic: true),
         Route("GET", "/api/v5/prometheus/stats", .prometheusStats, isPublic: true),
         Route("GET", "/api/v5/openapi.json", .openAPI, isPublic: true),
@@ -65,6 +68,9 @@ public enum Router {
         Route("DELETE", "/api/v5/banned/{as}/{who}", .deleteBan),
         Route("GET", "/api/v5/stats", .stats),
         Route("GET", "/api/v5/metrics", .metricsJSON),
+        Route("GET", "/api/v5/nodes", .nodes),
+        Route("GET", "/api/v5/dead_letters", .deadLetters),
+        Route("POST", "/api/v5/reload", .reload),
     ]
 
     public enum Match {

@@ -41,10 +41,13 @@ public struct LoopReport: Sendable {
     public var queued: Int
     /// The longest iteration since the last scrape.
     public var longestIterationMilliseconds: UInt64
+    /// The sessions this loop owns (summed over the loops: `sessionCounts()` from one walk).
+    public var sessions: SessionCounts
 }
 
 /// Sessions by kind, counted without the loops (from flags any thread may read).
 public struct SessionCounts: Sendable {
+    public init() {}
     public var total = 0
     /// Outlive their connection (expiry > 0).
     public var persistent = 0
@@ -53,32 +56,64 @@ public struct SessionCounts: Sendable {
 }
 
 /// A client (a session, connected or not) as the admin API shows it; EMQX's fields.
-public struct ClientInfo: Sendable {
-    public var clientId: String
-    public var username: String?
-    public var connected: Bool
+/// A class: the API builds one per session (tens of thousands) and moves them through
+/// filters and the page selection, where a struct of this size cost a copy of every field.
+public final class ClientInfo: Sendable {
+    public let clientId: String
+    public let username: String?
+    public let connected: Bool
     /// "ip:port" of the connection (nil while disconnected).
-    public var peer: String?
-    public var listener: String?
-    public var protocolVersion: Int
-    public var keepalive: Int
-    public var cleanStart: Bool
-    public var expiryInterval: UInt32
+    public let peer: String?
+    public let listener: String?
+    public let protocolVersion: Int
+    public let keepalive: Int
+    public let cleanStart: Bool
+    public let expiryInterval: UInt32
     /// Wall-clock ms; 0 when unknown.
-    public var connectedAt: Int64
-    public var createdAt: Int64
-    public var disconnectedAt: Int64
-    public var inflight: Int
-    public var inflightMax: Int
-    public var queued: Int
-    public var queueMax: Int
-    public var queueDropped: Int
-    public var subscriptions: Int
-    public var receivedMessages: Int
-    public var sentMessages: Int
-    public var receivedBytes: Int
-    public var sentBytes: Int
-    public var loop: Int
+    public let connectedAt: Int64
+    public let createdAt: Int64
+    public let disconnectedAt: Int64
+    public let inflight: Int
+    public let inflightMax: Int
+    public let queued: Int
+    public let queueMax: Int
+    public let queueDropped: Int
+    public let subscriptions: Int
+    public let receivedMessages: Int
+    public let sentMessages: Int
+    public let receivedBytes: Int
+    public let sentBytes: Int
+    public let loop: Int
+
+    init(clientId: String, username: String?, connected: Bool, peer: String?, listener: String?,
+         protocolVersion: Int, keepalive: Int, cleanStart: Bool, expiryInterval: UInt32, connectedAt: Int64,
+         createdAt: Int64, disconnectedAt: Int64, inflight: Int, inflightMax: Int, queued: Int,
+         queueMax: Int, queueDropped: Int, subscriptions: Int, receivedMessages: Int, sentMessages: Int,
+         receivedBytes: Int, sentBytes: Int, loop: Int) {
+        self.clientId = clientId
+        self.username = username
+        self.connected = connected
+        self.peer = peer
+        self.listener = listener
+        self.protocolVersion = protocolVersion
+        self.keepalive = keepalive
+        self.cleanStart = cleanStart
+        self.expiryInterval = expiryInterval
+        self.connectedAt = connectedAt
+        self.createdAt = createdAt
+        self.disconnectedAt = disconnectedAt
+        self.inflight = inflight
+        self.inflightMax = inflightMax
+        self.queued = queued
+        self.queueMax = queueMax
+        self.queueDropped = queueDropped
+        self.subscriptions = subscriptions
+        self.receivedMessages = receivedMessages
+        self.sentMessages = sentMessages
+        self.receivedBytes = receivedBytes
+        self.sentBytes = sentBytes
+        self.loop = loop
+    }
 }
 
 /// One subscription of one session.
@@ -118,6 +153,10 @@ extension Broker {
     /// The number of reactor loops.
     public var loopCount: Int { contexts.count }
 
+    /// The cluster's figures (`$SYS/broker/cluster/…` without the prefix: `node`, `nodes`,
+    /// `nodes/list`, `nats/connected`, …); nil when this node is not in a cluster.
+    public var clusterFigures: [(name: String, value: String)]? { cluster?.metricsSnapshot() }
+
     /// Seconds since start.
     public var uptimeSeconds: Int { Int((monotonicMilliseconds() &- startedAt) / 1000) }
 
@@ -151,23 +190,48 @@ extension Broker {
         sessions.update { Array($0.values) }
     }
 
+    /// The sessions by owner loop, in one pass: each loop then reads only its own (reading all
+    /// of them from every loop was the bulk of a scrape at 19,000 sessions: cache misses, and
+    /// two threads' reference counting on the same objects). A session that moves meanwhile
+    /// is left out by the loop it moved from (`s.owner == me` again there).
+    private func sessionsByOwner() -> [[Session]] {
+        var byOwner = [[Session]](repeating: [], count: contexts.count)
+        sessions.update { all in
+            for i in byOwner.indices { byOwner[i].reserveCapacity(all.count / byOwner.count + 16) }
+            for s in all.values { byOwner[s.owner].append(s) }
+        }
+        return byOwner
+    }
+
     /// Each loop's counters, connections, inflight and queued totals and lag. Only the metrics
     /// scrape `takesLag` (which starts a new lag period); other readers get 0 for it.
+    ///
+    /// Scraped every few seconds with tens of thousands of clients: connections are counted as
+    /// they come and go (`LoopContext.countConnected`), and each loop walks only the sessions
+    /// it owns, once.
     public func loopReports(timeoutMilliseconds: Int = 1000, takesLag: Bool = false) -> [LoopReport?] {
-        let owned = Dictionary(grouping: sessionSnapshot(), by: { $0.owner })
+        let owned = sessionsByOwner()
         return askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx in
+            let me = ctx.loop.index
             var groups: [ConnectionGroup: Int] = [:]
-            for c in ctx.connections.values where c.state == .connected {
-                groups[ConnectionGroup(listener: c.listener.name, protocolVersion: Int(c.version.rawValue)), default: 0] += 1
+            for (l, counts) in ctx.connected {
+                for (v, n) in counts.enumerated() where n > 0 {
+                    groups[ConnectionGroup(listener: l.name, protocolVersion: v), default: 0] += n
+                }
             }
             var inflight = 0, queued = 0
-            for s in owned[ctx.loop.index] ?? [] where s.owner == ctx.loop.index && !s.isDead {
+            var sessions = SessionCounts()
+            for s in owned[me] where s.owner == me && !s.isDead {
                 inflight += s.inflight.count
                 queued += s.queue.count
+                sessions.total += 1
+                if s.isDurable { sessions.persistent += 1 }
+                if !s.isConnected { sessions.offline += 1 }
             }
-            return LoopReport(loop: ctx.loop.index, counters: ctx.counters, connections: groups,
+            return LoopReport(loop: me, counters: ctx.counters, connections: groups,
                               inflight: inflight, queued: queued,
-                              longestIterationMilliseconds: takesLag ? ctx.loop.takeLongestIterationForMetrics() : 0)
+                              longestIterationMilliseconds: takesLag ? ctx.loop.takeLongestIterationForMetrics() : 0,
+                              sessions: sessions)
         }
     }
 
@@ -209,15 +273,39 @@ extension Broker {
             receivedBytes: c?.receivedBytes ?? 0, sentBytes: c?.sentBytes ?? 0, loop: ctx.loop.index)
     }
 
-    /// Every session, connected or not, by client id.
+    /// Every session, connected or not, in no particular order (the API sorts only the page it
+    /// answers: with tens of thousands of sessions a full sort costs more than the rest).
     public func clients(timeoutMilliseconds: Int = 1000) -> [ClientInfo] {
-        let owned = Dictionary(grouping: sessionSnapshot(), by: { $0.owner })
+        let owned = sessionsByOwner()
         let answers = askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx -> [ClientInfo] in
-            (owned[ctx.loop.index] ?? []).compactMap { s in
-                s.owner == ctx.loop.index && !s.isDead ? self.info(s, on: ctx) : nil
-            }
+            let me = ctx.loop.index
+            var out: [ClientInfo] = []
+            out.reserveCapacity(owned[me].count)
+            for s in owned[me] where s.owner == me && !s.isDead { out.append(self.info(s, on: ctx)) }
+            return out
         }
-        return answers.flatMap { $0 ?? [] }.sorted { $0.clientId < $1.clientId }
+        return answers.flatMap { $0 ?? [] }
+    }
+
+    /// The client ids of every live session, in no order, without asking the loops: an
+    /// unfiltered page of clients picks its ids from these and asks only for those.
+    public func clientIds() -> [String] {
+        sessions.update { all in all.compactMap { $0.value.isDead ? nil : $0.key } }
+    }
+
+    /// The clients with these ids (those that still have a session), in that order, each
+    /// from its loop.
+    public func clients(_ ids: [String], timeoutMilliseconds: Int = 1000) -> [ClientInfo] {
+        var byOwner = [[Session]](repeating: [], count: contexts.count)
+        sessions.update { all in
+            for id in ids { if let s = all[id] { byOwner[s.owner].append(s) } }
+        }
+        let answers = askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx -> [ClientInfo] in
+            byOwner[ctx.loop.index].compactMap { s in s.owner == ctx.loop.index && !s.isDead ? self.info(s, on: ctx) : nil }
+        }
+        var found: [String: ClientInfo] = [:]
+        for case let a? in answers { for c in a { found[c.clientId] = c } }
+        return ids.compactMap { found[$0] }
     }
 
     private func session(_ clientId: String) -> Session? {
@@ -250,11 +338,12 @@ extension Broker {
 
     /// Every subscription of every session, by client id then filter.
     public func allSubscriptions(timeoutMilliseconds: Int = 1000) -> [SubscriptionInfo] {
-        let owned = Dictionary(grouping: sessionSnapshot(), by: { $0.owner })
+        let owned = sessionsByOwner()
         let answers = askLoops(timeoutMilliseconds: timeoutMilliseconds) { ctx -> [SubscriptionInfo] in
-            (owned[ctx.loop.index] ?? []).flatMap { s in
-                s.owner == ctx.loop.index && !s.isDead ? self.subscriptionInfos(s) : []
-            }
+            let me = ctx.loop.index
+            var out: [SubscriptionInfo] = []
+            for s in owned[me] where s.owner == me && !s.isDead && !s.subscriptions.isEmpty { out += self.subscriptionInfos(s) }
+            return out
         }
         return answers.flatMap { $0 ?? [] }.sorted { ($0.clientId, $0.topic) < ($1.clientId, $1.topic) }
     }

@@ -87,6 +87,8 @@ extension Broker {
             let m = Message(topic: "$dlq/bridges/" + id, payload: payload, qos: .atLeastOnce, retain: false,
                             properties: props, expiresAt: nil, publisher: nil, publisherClientId: "",
                             receivedAt: ctx.wallClock)
+            ctx.deadLetters.record(DeadLetterInfo(topic: m.topic, error: error, rule: rule, originTopic: "", clientId: "",
+                                                  payloadBytes: payload.count, at: Int64(wallClockMilliseconds())))
             self.publish(m, from: ctx, runRules: false)
         }
     }

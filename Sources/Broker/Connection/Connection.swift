@@ -508,6 +508,7 @@ final class Connection: EventHandler, FlushTarget {
         listener.open.wrappingAdd(-1, ordering: .relaxed)
         if wasConnected {
             broker.stats.clientsConnected.wrappingAdd(-1, ordering: .relaxed)
+            context.countConnected(listener, version, -1)
         }
         if wasConnected {
             let (id, user, peer, normal) = (clientId, username, self.peer, disconnectedNormally)

@@ -145,6 +145,7 @@ extension Connection {
         if expiry > 0 { broker.persistSession(session, on: context) } else { broker.forgetSession(session, on: context) }
         state = .connected
         connectedAt = Int64(wallClockMicroseconds() / 1000)
+        context.countConnected(listener, version, 1)
         let n = broker.stats.clientsConnected.wrappingAdd(1, ordering: .relaxed).newValue
         if n > broker.stats.clientsMaximum.load(ordering: .relaxed) {
             broker.stats.clientsMaximum.store(n, ordering: .relaxed)
