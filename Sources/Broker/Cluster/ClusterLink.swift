@@ -27,9 +27,6 @@ public protocol ClusterLink: AnyObject, Sendable {
 }
 
 extension Broker {
-    /// `$SYS/broker/cluster/…` figures, nil without a cluster (any thread).
-    public var clusterFigures: [(name: String, value: String)]? { cluster?.metricsSnapshot() }
-
     /// Joins the cluster: from now on interest changes go to `link`, which gets the current
     /// interest back (taken under the same lock, so no change falls between). Call before `start`.
     public func attachCluster(_ link: any ClusterLink) -> [InterestChange] {
