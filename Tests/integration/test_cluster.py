@@ -401,4 +401,12 @@ def test_nodes_route_and_dashboard_list_the_cluster(nodes, browser):
     assert browser.find_element(By.ID, "cluster").is_displayed()
     assert browser.find_element(By.CSS_SELECTOR, 'tr[data-node="node0"]').text.startswith("node0 (this node)")
     assert browser.find_element(By.ID, "node").text == "node0"
+    # And in Prometheus's terms (a real parser).
+    from prometheus_client.parser import text_string_to_metric_families
+    text = requests.get(f"http://127.0.0.1:{a.admin_port}/metrics", timeout=5).text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("turnpike_cluster_nodes", ())] == 2
+    assert samples[("turnpike_cluster_nats_connected", ())] == 1
+    assert ("turnpike_cluster_messages_forwarded_total", (("direction", "out"),)) in samples
     car.close()
