@@ -241,7 +241,7 @@ def test_nodes_route_and_dashboard_list_the_cluster(nodes, browser):
     the dashboard shows the node list (it is hidden on a broker without a cluster)."""
     import requests
     from selenium.webdriver.common.by import By
-    from test_dashboard import KEY, SECRET, sign_in, wait_text
+    from test_dashboard import KEY, SECRET, sign_in, text, wait_text
 
     a, b = nodes(2, admin=f'\n[admin]\nport = {{port}}\napi_key = "{KEY}"\napi_secret = "{SECRET}"\n')
     car = R.RawClient(b.port, b.host, version=V5)
@@ -259,6 +259,6 @@ def test_nodes_route_and_dashboard_list_the_cluster(nodes, browser):
     sign_in(browser, a)
     wait_text(browser, 'tr[data-node="node1"] td:nth-child(2)', "running")
     assert browser.find_element(By.ID, "cluster").is_displayed()
-    assert browser.find_element(By.CSS_SELECTOR, 'tr[data-node="node0"]').text.startswith("node0 (this node)")
-    assert browser.find_element(By.ID, "node").text == "node0"
+    assert text(browser, 'tr[data-node="node0"]').startswith("node0 (this node)")
+    assert text(browser, "#node") == "node0"
     car.close()
