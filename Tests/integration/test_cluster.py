@@ -381,7 +381,7 @@ def test_nodes_route_and_dashboard_list_the_cluster(nodes, browser):
     the dashboard shows the node list (it is hidden on a broker without a cluster)."""
     import requests
     from selenium.webdriver.common.by import By
-    from test_dashboard import KEY, SECRET, sign_in, wait_text
+    from test_dashboard import KEY, SECRET, sign_in, text, wait_text
 
     a, b = nodes(2, admin=f'\n[admin]\nport = {{port}}\napi_key = "{KEY}"\napi_secret = "{SECRET}"\n')
     car = R.RawClient(b.port, b.host, version=V5)
@@ -399,13 +399,13 @@ def test_nodes_route_and_dashboard_list_the_cluster(nodes, browser):
     sign_in(browser, a)
     wait_text(browser, 'tr[data-node="node1"] td:nth-child(2)', "running")
     assert browser.find_element(By.ID, "cluster").is_displayed()
-    assert browser.find_element(By.CSS_SELECTOR, 'tr[data-node="node0"]').text.startswith("node0 (this node)")
-    assert browser.find_element(By.ID, "node").text == "node0"
+    assert text(browser, 'tr[data-node="node0"]').startswith("node0 (this node)")
+    assert text(browser, "#node") == "node0"
     # And in Prometheus's terms (a real parser).
     from prometheus_client.parser import text_string_to_metric_families
-    text = requests.get(f"http://127.0.0.1:{a.admin_port}/metrics", timeout=5).text
+    body = requests.get(f"http://127.0.0.1:{a.admin_port}/metrics", timeout=5).text
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(text) for s in f.samples}
+               for f in text_string_to_metric_families(body) for s in f.samples}
     assert samples[("turnpike_cluster_nodes", ())] == 2
     assert samples[("turnpike_cluster_nats_connected", ())] == 1
     assert ("turnpike_cluster_messages_forwarded_total", (("direction", "out"),)) in samples

@@ -108,19 +108,29 @@ def api(b: Broker, path: str):
     return r.json()
 
 
-def text(drv, css: str) -> str:
-    return drv.find_element(By.CSS_SELECTOR, css).text
+# The page rebuilds its tables every 2 s, so an element found by one WebDriver call may be gone
+# by the next: what the page shows is read in one script call each time.
+def text(drv, css: str) -> str | None:
+    """The text the first element matching `css` shows (None when there is none)."""
+    return drv.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;", css)
+
+
+def texts(drv, css: str) -> list[str]:
+    return drv.execute_script("return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim());", css)
+
+
+def attrs(drv, css: str, name: str) -> list[str]:
+    return drv.execute_script("return Array.from(document.querySelectorAll(arguments[0]), e => e.getAttribute(arguments[1]));",
+                              css, name)
 
 
 def wait_text(drv, css: str, expected: str, timeout: float = 8.0):
     """Until the element shows `expected` (the page refreshes every 2 s)."""
     try:
-        WebDriverWait(drv, timeout, poll_frequency=0.1).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, css) and d.find_element(By.CSS_SELECTOR, css).text == expected)
+        WebDriverWait(drv, timeout, poll_frequency=0.1).until(lambda d: text(d, css) == expected)
     except TimeoutException:
-        shown = [e.text for e in drv.find_elements(By.CSS_SELECTOR, css)]
-        err = drv.find_element(By.ID, "error").text
-        raise AssertionError(f"{css}: expected {expected!r}, the page shows {shown} (error line: {err!r})")
+        raise AssertionError(f"{css}: expected {expected!r}, the page shows {texts(drv, css)} "
+                             f"(error line: {text(drv, '#error')!r})")
 
 
 def sign_in(drv, b: Broker, secret: str = SECRET):
@@ -151,6 +161,8 @@ def test_dashboard_shows_known_traffic(dash_broker, browser, clients, uid):
     # The API has the figures before the page is looked at.
     assert wait_until(lambda: api(b, "/api/v5/dead_letters")["total"] == 3, 10), api(b, "/api/v5/dead_letters")
     assert wait_until(lambda: api(b, "/api/v5/bridges/webhook:crm")["status"] == "connected", 10)
+    assert "bridge webhook.refusing: rule refused: record refused for good: HTTP 400; sent to $dlq/bridges/webhook.refusing" \
+        in b.log_text(), b.log_tail(20)
 
     sign_in(browser, b)
     wait_text(browser, "#live-connections", "3")
@@ -164,15 +176,14 @@ def test_dashboard_shows_known_traffic(dash_broker, browser, clients, uid):
     assert text(browser, "#dead-total") == "3"
     assert text(browser, 'tr[data-topic="$dlq/rules/strict"] td.count') == "2"
     assert text(browser, 'tr[data-topic="$dlq/bridges/webhook.refusing"] td.count') == "1"
-    recent = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#dlq-recent tbody tr")]
+    recent = texts(browser, "#dlq-recent tbody tr")
     assert len(recent) == 3 and sum("abs: expected a number" in r for r in recent) == 2, recent
     # Top clients by messages: the publisher first, with what it sent.
-    rows = browser.find_elements(By.CSS_SELECTOR, "#clients tbody tr")
-    assert [r.get_attribute("data-client") for r in rows][0] == car
-    assert len(rows) == 3
+    rows = attrs(browser, "#clients tbody tr", "data-client")
+    assert rows[0] == car and len(rows) == 3, rows
     # Not in a cluster: no node list.
     assert not browser.find_element(By.ID, "cluster").is_displayed()
-    assert browser.find_element(By.ID, "node").text.startswith("turnpike@")
+    assert text(browser, "#node").startswith("turnpike@")
 
     # Live: one more car, and messages; the tile and the charts follow.
     clients(b, f"car-3-{uid}")

@@ -261,7 +261,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
                 BridgeMetrics.add(metrics.failed, 1)
                 BridgeMetrics.add(metrics.inflight, -1)
                 confirm(e, delivered: false, reason: "bridge \(self.id): \(why)")
-                logger.warning("bridge \(id): rule \(e.record.rule): record refused for good: \(why); sent to $dlq/bridges/\(id)")
+                logger.warning("bridge \(self.id): rule \(e.record.rule): record refused for good: \(why); sent to $dlq/bridges/\(self.id)")
                 broker.deadLetter(bridge: self.id, rule: e.record.rule, payload: e.record.body, error: why)
             case .retriable(let why):
                 e.attempts += 1
