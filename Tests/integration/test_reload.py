@@ -117,6 +117,33 @@ def test_ban_and_limits_reload(reloadable):
     keep.close()
 
 
+def test_a_connected_client_keeps_what_its_connack_offered(reloadable):
+    """A reload that raises max_topic_alias and lowers receive_maximum applies to new connections;
+    one already connected is held to what its CONNACK said (alias 15 of an offered 10 is refused
+    with 0x94, not looked up in a table sized for 10)."""
+    b = reloadable(max_topic_alias=10)
+    old = R.RawClient(b.port, b.host, version=V5)
+    ack = old.connect("old")
+    assert ack.props.get("TopicAliasMaximum") == 10 and ack.props.get("ReceiveMaximum") == 128
+    old.send(R.publish("a/b", b"x", qos=0, version=V5, properties={"TopicAlias": 1}))   # its alias table exists
+    b.limits["max_topic_alias"] = 20
+    b.limits["receive_maximum"] = 2
+    reload(b)
+    new = R.RawClient(b.port, b.host, version=V5)
+    ack = new.connect("new")
+    assert ack.props.get("TopicAliasMaximum") == 20 and ack.props.get("ReceiveMaximum") == 2, ack.props
+    for n in range(3):                                   # 3 unreleased QoS 2 are within the offered 128
+        old.send(R.publish("a/b", b"x", qos=2, pid=n + 1, version=V5))
+        assert old.expect(R.PUBREC).pid == n + 1
+    old.send(R.publish("a/b", b"x", qos=0, version=V5, properties={"TopicAlias": 15}))
+    d = old.expect(R.DISCONNECT)
+    assert d.rc == 0x94, d
+    new.send(R.publish("a/b", b"x", qos=0, version=V5, properties={"TopicAlias": 15}))
+    new.send(R.pingreq())
+    assert new.expect(R.PINGRESP).type == R.PINGRESP      # 15 is within the 20 it was offered
+    assert_still_serving(b)
+
+
 def test_settings_that_need_a_restart_are_named(reloadable):
     b = reloadable()
     b.limits["sys_interval"] = 5

@@ -68,6 +68,10 @@ final class Connection: EventHandler, FlushTarget {
     /// The settings generation `auth` was compiled against, and what compiling it again needs.
     var authGeneration: UInt64 = 0
     var aclUsername: String?
+    /// What this connection's CONNACK offers: fixed for its life, whatever a reload changes
+    /// later (the client sized its own behaviour to them; the alias table is sized by one).
+    let offeredReceiveMaximum: Int
+    let offeredTopicAliasMaximum: Int
     var jwtClaims: JWTClaims?
     /// The client certificate's CN or subject, when the listener uses it as the username.
     var certificateIdentity: String?
@@ -112,9 +116,11 @@ final class Connection: EventHandler, FlushTarget {
         self.context = context
         self.listener = listener
         self.tls = tls
-        self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: context.settings.limits.maxPacketSize)
-        self.lastActivity = context.loop.now
         let limits = context.settings.limits
+        self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: limits.maxPacketSize)
+        self.offeredReceiveMaximum = limits.receiveMaximum
+        self.offeredTopicAliasMaximum = limits.maxTopicAlias
+        self.lastActivity = context.loop.now
         if limits.maxPublishRate > 0 || limits.maxPublishBytesRate > 0 {
             publishRate = PublishRate(messages: limits.maxPublishRate, bytes: limits.maxPublishBytesRate, now: context.loop.now)
         }

@@ -155,9 +155,9 @@ extension Connection {
         if version == .v5 {
             props.assignedClientIdentifier = assignedId
             props.serverKeepAlive = serverKeepAlive
-            if limits.receiveMaximum < 65535 { props.receiveMaximum = UInt16(limits.receiveMaximum) }
+            if offeredReceiveMaximum < 65535 { props.receiveMaximum = UInt16(offeredReceiveMaximum) }
             props.maximumPacketSize = UInt32(limits.maxPacketSize)
-            props.topicAliasMaximum = UInt16(limits.maxTopicAlias)
+            props.topicAliasMaximum = UInt16(offeredTopicAliasMaximum)
             props.retainAvailable = 1
             props.wildcardSubscriptionAvailable = 1
             props.subscriptionIdentifierAvailable = 1

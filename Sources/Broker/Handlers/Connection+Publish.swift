@@ -11,11 +11,11 @@ extension Connection {
         }
         var topic = p.topic
         if version == .v5, let alias = p.properties.topicAlias {
-            guard alias != 0, Int(alias) <= limits.maxTopicAlias else {
-                protocolViolation(.topicAliasInvalid, "topic alias \(alias) outside 1...\(limits.maxTopicAlias) [MQTT-3.3.2-9]")
+            guard alias != 0, Int(alias) <= offeredTopicAliasMaximum else {
+                protocolViolation(.topicAliasInvalid, "topic alias \(alias) outside 1...\(offeredTopicAliasMaximum) [MQTT-3.3.2-9]")
                 return
             }
-            if inboundAliases.isEmpty { inboundAliases = Array(repeating: nil, count: limits.maxTopicAlias + 1) }
+            if inboundAliases.isEmpty { inboundAliases = Array(repeating: nil, count: offeredTopicAliasMaximum + 1) }
             if topic.isEmpty {
                 guard let known = inboundAliases[Int(alias)] else {
                     protocolViolation(.protocolError, "topic alias \(alias) used before it was set")
@@ -90,8 +90,8 @@ extension Connection {
     /// waits for the disk plus QoS 2 ones awaiting PUBREL [MQTT-3.3.4-9]. A v3.1.1 client was
     /// offered nothing, and its unreleased ids cost two bytes each.
     private func withinReceiveMaximum(_ session: Session) -> Bool {
-        guard version == .v5, heldPubAcks + session.inboundQoS2.count >= limits.receiveMaximum else { return true }
-        protocolViolation(.receiveMaximumExceeded, "more than Receive Maximum \(limits.receiveMaximum) QoS 1/2 messages unacknowledged [MQTT-3.3.4-9]")
+        guard version == .v5, heldPubAcks + session.inboundQoS2.count >= offeredReceiveMaximum else { return true }
+        protocolViolation(.receiveMaximumExceeded, "more than Receive Maximum \(offeredReceiveMaximum) QoS 1/2 messages unacknowledged [MQTT-3.3.4-9]")
         return false
     }
 
