@@ -67,6 +67,9 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
 
     // Cluster thread only.
     private var seqs: [UInt64]
+    /// `node/epoch/stream` per loop (and `…/r` for the retained copies): made once, sent per message.
+    private var origins: [String] = []
+    private var retainedOrigin = ""
     private var plainSubs: [String: (token: UInt64, refs: Int)] = [:]
     private var queueSubs: [String: (token: UInt64, refs: Int)] = [:]
     private var lastHeartbeat: UInt64 = 0
@@ -99,6 +102,8 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         epoch = String(r.next() & 0xFFFF_FFFF_FFFF, radix: 36)
         inboxes = (0..<max(1, loops)).map { _ in Inbox() }
         seqs = Array(repeating: 0, count: max(1, loops))
+        origins = (0..<max(1, loops)).map { "\(settings.nodeName)/\(epoch)/\($0)" }
+        retainedOrigin = "\(settings.nodeName)/\(epoch)/r"
         sem_init(wake, 0, 0)
         func client(_ role: String, noEcho: Bool) throws -> NatsClient {
             try NatsClient(.init(servers: settings.servers, name: "turnpike \(settings.nodeName) \(role)", noEcho: noEcho,
@@ -123,15 +128,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         let takeovers = main.reserveToken()
         routes.withLock { $0[takeovers] = .takeover }
         try main.subscribe(settings.subjectPrefix + ".takeover." + settings.nodeName, queue: nil, token: takeovers)
-        let box = Unmanaged.passRetained(self as AnyObject)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let n = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! ClusterNode
-            n.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        thread = tid
+        thread = Threads.start { self.run() }
         signal()
         logger.info("cluster: node \(settings.nodeName) on NATS \(settings.servers.joined(separator: ", "))\(main.isConnected ? " (connected to \(main.connectedURL))" : " (not reachable yet: serving alone, retrying)")")
     }
@@ -268,11 +265,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     /// One NATS queue group per share group: `$share/g/a/+` on every node is the group
     /// `g.<hash of g and a/+>`, so each of its messages goes to one node of the cluster.
     private static func queueName(filter: String, group: String) -> String {
-        var h: UInt64 = 14_695_981_039_346_656_037
-        for b in group.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
-        h = (h ^ 0) &* 1_099_511_628_211
-        for b in filter.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
-        return "g" + String(h, radix: 16)
+        "g" + String(ClusterHash.of(group.utf8 + [0] + filter.utf8), radix: 16)
     }
 
     private func addQueue(_ subject: String, filter: String, group: String) {
@@ -307,12 +300,12 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             for m in taken {
                 guard let subject = Subjects.subject(forTopic: m.topic, prefix: settings.subjectPrefix) else { continue }
                 seqs[i] += 1
-                guard let msg = Envelope.make(m, subject: subject, origin: "\(settings.nodeName)/\(epoch)/\(i)", seq: seqs[i], now: now) else {
+                guard let msg = Envelope.make(m, subject: subject, origin: origins[i], seq: seqs[i], now: now) else {
                     ClusterCounters.add(publishFailures)
                     continue
                 }
                 if m.retain, let copy = Envelope.make(m, subject: settings.subjectPrefix + ".r" + subject.dropFirst(settings.subjectPrefix.utf8.count),
-                                                      origin: "\(settings.nodeName)/\(epoch)/r", seq: seqs[i], now: now) {
+                                                      origin: retainedOrigin, seq: seqs[i], now: now) {
                     let rc = main.publish(copy)
                     if rc != NATS_OK { logger.warning("cluster: retained message on \(m.topic) not stored for the other nodes: \(NatsError("publish", rc))") }
                 }

@@ -96,7 +96,7 @@ enum Envelope {
         out.reserveCapacity(s.utf8.count * 3)
         for b in s.utf8 {
             if isKept(b) { out.append(b) } else {
-                out.append(UInt8(ascii: "%")); out.append(hexDigits[Int(b >> 4)]); out.append(hexDigits[Int(b & 0x0F)])
+                out.append(UInt8(ascii: "%")); Hex.append(b, to: &out)
             }
         }
         return String(decoding: out, as: UTF8.self)
@@ -108,7 +108,7 @@ enum Envelope {
         var it = Array(s.utf8)[...]
         while let b = it.popFirst() {
             if b == UInt8(ascii: "%") {
-                guard let h = it.popFirst().flatMap(hexValue), let l = it.popFirst().flatMap(hexValue) else { return nil }
+                guard let h = it.popFirst().flatMap({ Hex.value($0, lowercase: true) }), let l = it.popFirst().flatMap({ Hex.value($0, lowercase: true) }) else { return nil }
                 out.append(h << 4 | l)
             } else {
                 guard isKept(b) else { return nil }
@@ -118,12 +118,7 @@ enum Envelope {
         return String(validating: out, as: UTF8.self)
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(hexDigits[Int(b >> 4)]); out.append(hexDigits[Int(b & 0x0F)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
     static func unhex(_ s: String) -> [UInt8]? {
         let u = Array(s.utf8)
@@ -132,26 +127,15 @@ enum Envelope {
         out.reserveCapacity(u.count / 2)
         var i = 0
         while i < u.count {
-            guard let h = hexValue(u[i]), let l = hexValue(u[i + 1]) else { return nil }
+            guard let h = Hex.value(u[i], lowercase: true), let l = Hex.value(u[i + 1], lowercase: true) else { return nil }
             out.append(h << 4 | l)
             i += 2
         }
         return out
     }
 
-    private static let hexDigits = Array("0123456789ABCDEF".utf8)
-
     @inline(__always)
     private static func isKept(_ b: UInt8) -> Bool {
         b > 0x20 && b < 0x7F && b != UInt8(ascii: "%") && b != UInt8(ascii: "=")
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        default: nil
-        }
     }
 }

@@ -1,3 +1,5 @@
+import Broker
+import EventLoop
 import Glibc
 import Logging
 import Synchronization
@@ -58,17 +60,7 @@ final class SessionRegistry: @unchecked Sendable {
         }
         buckets = made
         ready.store(true, ordering: .releasing)
-        for _ in 0..<Self.workers {
-            let box = Unmanaged.passRetained(self)
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let r = Unmanaged<SessionRegistry>.fromOpaque(arg!).takeRetainedValue()
-                r.work()
-                return nil
-            }, box.toOpaque())
-            precondition(rc == 0, "pthread_create failed: \(rc)")
-            threads.append(tid)
-        }
+        for _ in 0..<Self.workers { threads.append(Threads.start { self.work() }) }
     }
 
     /// From a loop: queued for a worker. Until the buckets exist, the node acts alone.
@@ -100,18 +92,23 @@ final class SessionRegistry: @unchecked Sendable {
         }
     }
 
-    static func key(_ clientId: String) -> String {
-        let hex = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = [UInt8(ascii: "c"), UInt8(ascii: ".")]
-        for b in clientId.utf8 { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0x0F)]) }
-        if clientId.isEmpty { out.append(UInt8(ascii: "_")) }
-        return String(decoding: out, as: UTF8.self)
-    }
+    /// KV keys allow letters, digits and `-/_=.`: the client id in hex.
+    static func key(_ clientId: String) -> String { "c." + (clientId.isEmpty ? "_" : Hex.encode(clientId.utf8)) }
 
     private func bucket(for clientId: String) -> OpaquePointer {
-        var h: UInt64 = 14_695_981_039_346_656_037
-        for b in clientId.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
-        return buckets[Int(h % UInt64(buckets.count))]
+        buckets[Int(ClusterHash.of(clientId.utf8) % UInt64(buckets.count))]
+    }
+
+    /// Writes this node as the owner: true when it took, false when someone wrote first (read
+    /// again), nil when the registry failed (counted and logged; the CONNECT goes on alone).
+    private func claimed(_ kv: OpaquePointer, _ key: String, expecting revision: UInt64?) -> Bool? {
+        do {
+            return try NatsClient.kvSet(kv, key, nodeName, expecting: revision)
+        } catch {
+            failures.wrappingAdd(1, ordering: .relaxed)
+            logger.warning("cluster: session registry: \(error)")
+            return nil
+        }
     }
 
     /// The session's state from the node that had it (nil: none, or it did not answer).
@@ -127,13 +124,7 @@ final class SessionRegistry: @unchecked Sendable {
                 logger.warning("cluster: session registry unavailable for \(c.clientId) (\(e)); connecting on this node alone")
                 return state
             case .missing:
-                do {
-                    if try NatsClient.kvSet(kv, key, nodeName, expecting: nil) { return state }
-                } catch {
-                    failures.wrappingAdd(1, ordering: .relaxed)
-                    logger.warning("cluster: session registry: \(error)")
-                    return state
-                }
+                if claimed(kv, key, expecting: nil) != false { return state }
             case .value(let owner, let revision):
                 if owner == nodeName { return state }
                 if !asked.contains(owner) {
@@ -149,13 +140,7 @@ final class SessionRegistry: @unchecked Sendable {
                         logger.notice("cluster: node \(owner) did not hand over the session of \(c.clientId) (gone?); it starts here without it")
                     }
                 }
-                do {
-                    if try NatsClient.kvSet(kv, key, nodeName, expecting: revision) { return state }
-                } catch {
-                    failures.wrappingAdd(1, ordering: .relaxed)
-                    logger.warning("cluster: session registry: \(error)")
-                    return state
-                }
+                if claimed(kv, key, expecting: revision) != false { return state }
             }
             // Someone else wrote meanwhile: read again.
         }

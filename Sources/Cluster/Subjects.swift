@@ -76,8 +76,6 @@ public enum Subjects {
         topicOrFilter == "$SYS" || topicOrFilter.hasPrefix("$SYS/")
     }
 
-    private static let hex = Array("0123456789ABCDEF".utf8)
-
     /// Characters a level keeps as they are.
     @inline(__always)
     private static func isPlain(_ b: UInt8) -> Bool {
@@ -94,18 +92,10 @@ public enum Subjects {
         bytes.reserveCapacity(level.count * 3)
         for b in level {
             if isPlain(b) { bytes.append(b) } else {
-                bytes.append(UInt8(ascii: "%")); bytes.append(hex[Int(b >> 4)]); bytes.append(hex[Int(b & 0x0F)])
+                bytes.append(UInt8(ascii: "%")); Hex.append(b, to: &bytes)
             }
         }
         out += String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     private static func decodeLevel(_ token: Substring.UTF8View.SubSequence, into out: inout [UInt8]) -> Bool {
@@ -118,7 +108,7 @@ public enum Subjects {
                 let h = token.index(after: i)
                 guard h != token.endIndex else { return false }
                 let l = token.index(after: h)
-                guard l != token.endIndex, let hi = hexValue(token[h]), let lo = hexValue(token[l]) else { return false }
+                guard l != token.endIndex, let hi = Hex.value(token[h]), let lo = Hex.value(token[l]) else { return false }
                 let v = hi << 4 | lo
                 guard !isPlain(v) else { return false }                 // one spelling per topic
                 out.append(v)

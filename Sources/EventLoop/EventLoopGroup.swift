@@ -17,17 +17,7 @@ public final class EventLoopGroup: @unchecked Sendable {
 
     /// Starts every loop on its own thread.
     public func start() {
-        for loop in loops {
-            let box = Unmanaged.passRetained(loop as AnyObject)
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let loop = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! EventLoop
-                loop.run()
-                return nil
-            }, box.toOpaque())
-            precondition(rc == 0, "pthread_create failed: \(rc)")
-            threads.append(tid)
-        }
+        for loop in loops { threads.append(Threads.start { loop.run() }) }
     }
 
     /// Round-robin choice for a new connection.

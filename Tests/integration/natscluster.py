@@ -10,13 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import socket
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from servers import free_port
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 

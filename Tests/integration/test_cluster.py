@@ -410,3 +410,34 @@ def test_nodes_route_and_dashboard_list_the_cluster(nodes, browser):
     assert samples[("turnpike_cluster_nats_connected", ())] == 1
     assert ("turnpike_cluster_messages_forwarded_total", (("direction", "out"),)) in samples
     car.close()
+
+
+def test_a_nats_server_that_dies_is_failed_over(nats, nodes):
+    """The NATS server node0 is connected to is killed: node0's client reconnects to another URL,
+    subscribes again, and a subscriber on node0 gets what node1 publishes afterwards. (Last in
+    the file: it restarts the server for whatever runs after.)"""
+    import re
+    a, b = nodes(2)
+    sub = R.RawClient(a.port, a.host, version=V5)
+    assert sub.connect("sub-failover").rc == 0
+    assert sub.subscribe([("fo/#", 1)]).codes == [1]
+    port = int(re.search(r"connected to nats://127\.0\.0\.1:(\d+)", a.log_text()).group(1))
+    i = nats.client_ports.index(port)
+    nats.kill_node(i)
+    try:
+        assert wait_until(lambda: "cluster: connected to NATS" in a.log_text(), 15), a.log_tail(30)
+        pub = R.RawClient(b.port, b.host, version=V5)
+        assert pub.connect("pub-failover").rc == 0
+        got = []
+
+        def delivered():
+            pub.publish("fo/x", str(len(got)).encode(), qos=1)
+            got.extend(collect(sub, 1, timeout=0.3))
+            return len(got) > 0
+        assert wait_until(delivered, 15)                    # the interest is back on the others
+        for n in range(20):
+            pub.publish("fo/y", str(n).encode(), qos=1)
+        assert [int(p.payload) for p in collect(sub, 20) if p.topic == "fo/y"] == list(range(20))
+    finally:
+        nats.start_node(i)
+        nats.wait_routes()

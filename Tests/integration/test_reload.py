@@ -18,18 +18,9 @@ V3, V5 = R.MQTT311, R.MQTT5
 
 
 @pytest.fixture
-def reloadable(tmp_path):
-    made = []
-
-    def make(**kw) -> Broker:
-        b = Broker(**kw).start()
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.stop()
-        b.cleanup()
+def reloadable(broker_factory):
+    """Brokers whose turnpike.toml the test rewrites before a reload (conftest's factory)."""
+    return broker_factory
 
 
 def reload(b: Broker, expect: str = "configuration reloaded"):

@@ -69,15 +69,7 @@ final class BridgeBuffer: BridgeSink, @unchecked Sendable {
     }
 
     func start() {
-        let box = Unmanaged.passRetained(self as AnyObject)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! BridgeBuffer
-            b.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        thread = tid
+        thread = Threads.start { self.run() }
     }
 
     // MARK: From the loops

@@ -39,9 +39,7 @@ extension Broker {
     /// message would be, without running the rules again or going back to the cluster. With
     /// `group`, only to one member of that share group (the cluster chose this node for it).
     public func receiveFromCluster(_ message: Message, group: (filter: String, name: String)?) {
-        var h: UInt64 = 14_695_981_039_346_656_037
-        for b in message.publisherClientId.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
-        let ctx = contexts[Int(h % UInt64(contexts.count))]
+        let ctx = contexts[Int(ClusterHash.of(message.publisherClientId.utf8) % UInt64(contexts.count))]
         ctx.fromCluster.send(RemoteMessage(message: message, group: group))
     }
 
@@ -83,6 +81,16 @@ extension Broker {
         } else {
             contexts[owner].deliveries.send(d)
         }
+    }
+}
+
+/// FNV-1a, 64 bits: which loop a remote publisher's messages run on, which registry bucket a
+/// client id is in, a share group's NATS queue name. Stable across nodes and releases.
+public enum ClusterHash {
+    public static func of<S: Sequence<UInt8>>(_ bytes: S) -> UInt64 {
+        var h: UInt64 = 14_695_981_039_346_656_037
+        for b in bytes { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        return h
     }
 }
 
