@@ -23,6 +23,9 @@ public struct ClusterSettings: Sendable {
     public var keyFile: String?
     /// Replicas of the cluster's JetStream state.
     public var kvReplicas = 3
+    /// Connect to the `servers` in a random order (NATS's default, spreading nodes over the
+    /// servers); false: in the order given, so nodes listing the same first server share it.
+    public var randomizeServers = true
     /// Seconds without a heartbeat after which a node counts as gone.
     public var nodeTimeout = 3
 
@@ -60,6 +63,8 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private final class Inbox: Sendable { let messages = Mutex<[Message]>([]) }
     private let inboxes: [Inbox]
     private let interest = Mutex<[InterestChange]>([])
+    /// SUBSCRIBEs waiting for their interest to reach NATS (afterInterestRegistered).
+    private let barriers = Mutex<[@Sendable () -> Void]>([])
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     private let pending = Atomic<Bool>(false)
     private let running = Atomic<Bool>(true)
@@ -77,6 +82,13 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private var retainedReady = false
     private var lastRetainedAttempt: UInt64 = 0
     private var lastRegistryAttempt: UInt64 = 0
+    /// Flushed SUBSCRIBEs waiting for the retained stream to reach `seq` here (or the deadline).
+    private var waiting: [(seq: UInt64, deadline: UInt64, done: @Sendable () -> Void)] = []
+
+    // Written on the delivery thread, read on the cluster thread: the last retained stream
+    // sequence handed to the broker.
+    private let retainedApplied = Atomic<UInt64>(0)
+    private let waitingEmpty = Atomic<Bool>(true)
 
     // Read on the delivery thread, written on the cluster thread.
     private enum Route { case plain, group(filter: String, name: String), heartbeat, retained, takeover }
@@ -106,7 +118,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         retainedOrigin = "\(settings.nodeName)/\(epoch)/r"
         sem_init(wake, 0, 0)
         func client(_ role: String, noEcho: Bool) throws -> NatsClient {
-            try NatsClient(.init(servers: settings.servers, name: "turnpike \(settings.nodeName) \(role)", noEcho: noEcho,
+            try NatsClient(.init(servers: settings.servers, name: "turnpike \(settings.nodeName) \(role)", noEcho: noEcho, randomize: settings.randomizeServers,
                                  user: settings.user, password: settings.password, token: settings.token,
                                  credentialsFile: settings.credentialsFile, caFile: settings.caFile,
                                  certFile: settings.certFile, keyFile: settings.keyFile), delegate: self)
@@ -142,6 +154,11 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
 
     public func interestChanged(_ change: InterestChange) {
         interest.withLock { $0.append(change) }
+        signal()
+    }
+
+    public func afterInterestRegistered(_ done: @escaping @Sendable () -> Void) {
+        barriers.withLock { $0.append(done) }
         signal()
     }
 
@@ -190,11 +207,19 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         while running.load(ordering: .acquiring) {
             var deadline = timespec()
             clock_gettime(CLOCK_REALTIME, &deadline)
-            deadline.tv_nsec += 200_000_000
+            deadline.tv_nsec += waiting.isEmpty ? 200_000_000 : 2_000_000
             if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
             _ = sem_timedwait(wake, &deadline)
             pending.store(false, ordering: .releasing)
+            // Barriers first: every interest change queued before one of them is applied below.
+            let ready = barriers.withLock { b -> [@Sendable () -> Void] in
+                let out = b
+                b.removeAll()
+                return out
+            }
             applyInterest()
+            if !ready.isEmpty { settle(ready) }
+            releaseWaiting()
             publishInboxes()
             for r in replies.withLock({ q -> [(subject: String, payload: [UInt8])] in let out = q; q.removeAll(); return out }) {
                 _ = main.publish(r.subject, r.payload)
@@ -239,6 +264,33 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
                 }
             }
         }
+    }
+
+    /// The NATS server has processed every SUB sent so far once it answers a flush; the SUBACKs
+    /// then wait for the retained messages stored in the stream up to now to be applied here.
+    /// A node not connected to NATS answers at once (it serves alone meanwhile).
+    private func settle(_ ready: [@Sendable () -> Void]) {
+        var target: UInt64 = 0
+        if main.isConnected {
+            _ = main.flush(timeoutMs: 1000)
+            _ = groups.flush(timeoutMs: 1000)
+            if retainedReady { target = main.streamLastSequence(retainedStream) ?? 0 }
+        }
+        let deadline = monotonicMilliseconds() + 1000
+        for done in ready { waiting.append((target, deadline, done)) }
+        waitingEmpty.store(false, ordering: .relaxed)
+    }
+
+    private func releaseWaiting() {
+        guard !waiting.isEmpty else { return }
+        let applied = retainedApplied.load(ordering: .acquiring)
+        let now = monotonicMilliseconds()
+        waiting.removeAll { w in
+            guard w.seq <= applied || now >= w.deadline else { return false }
+            broker.afterClusterRetained(w.done)   // behind the retained messages already handed over
+            return true
+        }
+        if waiting.isEmpty { waitingEmpty.store(true, ordering: .relaxed) }
     }
 
     private func addPlain(_ subject: String) {
@@ -389,6 +441,15 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             }
             if isNew { logger.info("cluster: node \(name) is here") }
             return
+        }
+        var retainedSeq: UInt64 = 0
+        if case .retained = route { retainedSeq = NatsClient.streamSequence(msg) }
+        defer {
+            // Counted as handed over even when refused below, so no SUBACK waits for it.
+            if retainedSeq > retainedApplied.load(ordering: .relaxed) {
+                retainedApplied.store(retainedSeq, ordering: .releasing)
+                if !waitingEmpty.load(ordering: .relaxed) { signal() }
+            }
         }
         let subject = String(cString: natsMsg_GetSubject(msg))
         let prefix: String

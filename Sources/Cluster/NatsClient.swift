@@ -45,6 +45,7 @@ final class NatsClient: @unchecked Sendable {
         var servers: [String]
         var name: String
         var noEcho: Bool
+        var randomize = true
         var user: String?
         var password: String?
         var token: String?
@@ -68,6 +69,7 @@ final class NatsClient: @unchecked Sendable {
         }
         try check("name", natsOptions_SetName(opts, s.name))
         try check("no echo", natsOptions_SetNoEcho(opts, s.noEcho))
+        try check("no randomize", natsOptions_SetNoRandomize(opts, !s.randomize))
         try check("max reconnect", natsOptions_SetMaxReconnect(opts, -1))
         try check("reconnect wait", natsOptions_SetReconnectWait(opts, 250))
         try check("reconnect buffer", natsOptions_SetReconnectBufSize(opts, 32 << 20))
@@ -179,6 +181,24 @@ final class NatsClient: @unchecked Sendable {
         if let info { jsStreamInfo_Destroy(info) }
         if rc == NATS_OK || err == JSStreamNameExistErr { return }
         throw NatsError("stream \(name)", rc)
+    }
+
+    /// The stream's last sequence number (0 when empty); nil when JetStream does not answer.
+    func streamLastSequence(_ name: String) -> UInt64? {
+        guard let js = try? jetStream() else { return nil }
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var err = jsErrCode(0)
+        guard js_GetStreamInfo(&info, js, name, nil, &err) == NATS_OK, let info else { return nil }
+        defer { jsStreamInfo_Destroy(info) }
+        return info.pointee.State.LastSeq
+    }
+
+    /// A JetStream message's sequence number in its stream (0 when it has none).
+    static func streamSequence(_ msg: OpaquePointer) -> UInt64 {
+        var meta: UnsafeMutablePointer<jsMsgMetaData>?
+        guard natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta else { return 0 }
+        defer { jsMsgMetaData_Destroy(meta) }
+        return meta.pointee.Sequence.Stream
     }
 
     /// An ordered consumer of `subject`: first the last message of every subject, then each new

@@ -44,6 +44,9 @@ extension ConfigFile {
             case "kv_replicas":
                 guard let i = v.int, (1...5).contains(i) else { throw bad(key, "1 to 5") }
                 c.kvReplicas = i
+            case "randomize_servers":
+                guard let b = v.bool else { throw bad(key, "true or false") }
+                c.randomizeServers = b
             case "node_timeout":
                 guard let i = v.int, (1...60).contains(i) else { throw bad(key, "seconds, 1 to 60") }
                 c.nodeTimeout = i

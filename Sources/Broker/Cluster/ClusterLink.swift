@@ -21,6 +21,11 @@ public protocol ClusterLink: AnyObject, Sendable {
     /// had the session; that node disconnects its connection (0x8E) and sends the session's
     /// state, unless `cleanStart`. `done` gets the state (nil: none elsewhere), on any thread.
     func claim(clientId: String, cleanStart: Bool, done: @escaping @Sendable ([UInt8]?) -> Void)
+    /// After a SUBSCRIBE, before its SUBACK: `done` runs (on any thread) once every interest
+    /// change queued so far is registered with the NATS server (so what another node publishes
+    /// after the SUBACK comes here) and the retained messages the cluster had stored by then are
+    /// in this node's retained store. Bounded: `done` runs within about a second whatever NATS does.
+    func afterInterestRegistered(_ done: @escaping @Sendable () -> Void)
     /// Figures for `$SYS/broker/cluster/…`, name → value.
     func metricsSnapshot() -> [(name: String, value: String)]
     func stop()
@@ -52,6 +57,12 @@ extension Broker {
             self.stats.retained.store(n, ordering: .relaxed)
             self.persistRetained(message, on: ctx)
         }
+    }
+
+    /// Runs `body` on the loop that applies the cluster's retained messages, after those handed
+    /// to `applyClusterRetained` so far.
+    public func afterClusterRetained(_ body: @escaping @Sendable () -> Void) {
+        contexts[0].loop.execute(body)
     }
 
     func deliverFromCluster(_ r: RemoteMessage, on ctx: LoopContext) {

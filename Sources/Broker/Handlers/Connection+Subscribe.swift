@@ -38,7 +38,29 @@ extension Connection {
             retainedToSend.append((Subscription(filter: sub.filter, options: options), isNew))
         }
         if session.isDurable && !retainedToSend.isEmpty { broker.persistSession(session, on: context) }
-        send(.suback(SubAckPacket(packetId: s.packetId, reasonCodes: codes)))
+        if let cluster = broker.cluster, !retainedToSend.isEmpty {
+            // In a cluster the SUBACK waits until the other nodes can reach this one for the new
+            // filters (and their retained messages are here): a client that publishes on another
+            // node once it has the SUBACK is not lost in the gap.
+            let me = UncheckedSendable(self)
+            let loop = context.loop
+            let (packetId, subscribed, reasons) = (s.packetId, UncheckedSendable(retainedToSend), codes)
+            cluster.afterInterestRegistered {
+                loop.execute {
+                    guard me.value.session === session else { return }   // the connection went away meanwhile
+                    me.value.finishSubscribe(packetId: packetId, codes: reasons, subscribed: subscribed.value, identifier: identifier)
+                }
+            }
+            return
+        }
+        finishSubscribe(packetId: s.packetId, codes: codes, subscribed: retainedToSend, identifier: identifier)
+    }
+
+    /// SUBACK, the subscription events, then the retained messages.
+    private func finishSubscribe(packetId: UInt16, codes: [ReasonCode], subscribed retainedToSend: [(Subscription, Bool)],
+                                 identifier: UInt32?) {
+        guard let session else { return }
+        send(.suback(SubAckPacket(packetId: packetId, reasonCodes: codes)))
         for (sub, _) in retainedToSend {
             let (id, user, peer) = (clientId, username, self.peer)
             broker.fireEvent(.sessionSubscribed, on: context) {
