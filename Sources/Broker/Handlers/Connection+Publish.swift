@@ -95,8 +95,10 @@ extension Connection {
         return false
     }
 
+    /// 0x10 only when this broker knows nobody got it: in a cluster another node may have
+    /// subscribers (NATS routes by interest; this node keeps no list of the others').
     private func ackCode(_ delivered: Int) -> ReasonCode {
-        version == .v5 && delivered == 0 ? .noMatchingSubscribers : .success
+        version == .v5 && delivered == 0 && broker.cluster == nil ? .noMatchingSubscribers : .success
     }
 
     // Acknowledgements of the wrong kind (PUBREC/PUBCOMP for a QoS 1 message, PUBACK for a QoS 2
