@@ -4,6 +4,13 @@ BROKER=turnpike (default) runs .build/debug/turnpike (override the path with
 TURNPIKE_BIN); BROKER=mosquitto runs /usr/sbin/mosquitto with an equivalent
 mosquitto.conf, which is the reference the tests were validated against.
 
+TURNPIKE_CLUSTER=3 (`make test-cluster`): every broker a test starts is a cluster of that many
+Turnpike nodes on one real three-server NATS cluster with JetStream (started once for the
+session, each broker under its own subject prefix), and each new connection goes to the next
+node: `broker.port` hands out the nodes' ports round-robin, so a subscriber and a publisher
+opened one after the other are on different nodes. Tests of one node's own state (its $SYS
+counters, its admin API, its process) are marked `single_node` and skipped in that mode.
+
 Fixtures
   broker          module-scoped broker with the default limits
   broker_factory  start a fresh broker with overrides: broker_factory(max_queued_messages=5)
@@ -50,6 +57,7 @@ IS_MOSQUITTO = BROKER_KIND == "mosquitto"
 # mosquitto_sub writes through stdio: force line buffering so output can be read live.
 STDBUF = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
 IS_TURNPIKE = BROKER_KIND == "turnpike"
+CLUSTER_NODES = int(os.environ.get("TURNPIKE_CLUSTER", "0") or 0) if IS_TURNPIKE else 0
 
 DEFAULT_LIMITS = {
     "sys_interval": 1,
@@ -68,6 +76,16 @@ EXTRA_LIMITS = {"connect_timeout", "accept_rate", "max_publish_rate", "max_publi
                 "ack_timeout", "log_format"}
 
 _ACTIVE_BROKERS: list["Broker"] = []
+_NATS = None                      # the NATS cluster of TURNPIKE_CLUSTER mode, started on first use
+_cluster_counter = itertools.count()
+
+
+def shared_nats():
+    global _NATS
+    if _NATS is None:
+        from natscluster import NatsCluster
+        _NATS = NatsCluster(3).start()
+    return _NATS
 
 
 # ---------------------------------------------------------------------------
@@ -75,13 +93,15 @@ _ACTIVE_BROKERS: list["Broker"] = []
 # ---------------------------------------------------------------------------
 def pytest_configure(config):
     config.addinivalue_line("markers", "turnpike_only: Turnpike-specific behaviour; skipped on mosquitto")
+    config.addinivalue_line("markers", "single_node(why): one node's own state; skipped with TURNPIKE_CLUSTER")
     if BROKER_KIND not in ("turnpike", "mosquitto"):
         raise pytest.UsageError(f"BROKER must be 'turnpike' or 'mosquitto', not {BROKER_KIND!r}")
 
 
 def pytest_report_header(config):
     path = TURNPIKE_BIN if IS_TURNPIKE else MOSQUITTO_BIN
-    return f"integration broker: {BROKER_KIND} ({path})"
+    mode = f", a cluster of {CLUSTER_NODES} nodes on NATS per broker, connections round-robin" if CLUSTER_NODES > 1 else ""
+    return f"integration broker: {BROKER_KIND} ({path}){mode}"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -90,6 +110,16 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "turnpike_only" in item.keywords:
                 item.add_marker(skip)
+    if CLUSTER_NODES > 1:
+        for item in items:
+            m = item.get_closest_marker("single_node")
+            if m:
+                item.add_marker(pytest.mark.skip(reason="one node's own state: " + (m.args[0] if m.args else "single node")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _NATS is not None:
+        _NATS.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -128,7 +158,12 @@ class Broker:
         if unknown:
             raise ValueError(f"unknown broker settings: {unknown}")
         self.kind = kind
+        self._overrides = overrides
         self.limits = {**DEFAULT_LIMITS, **overrides}
+        # TURNPIKE_CLUSTER mode: this broker is that many nodes (self.nodes), made on first start.
+        self.clustered = kind == "turnpike" and CLUSTER_NODES > 1 and "[cluster]" not in extra_toml
+        self.nodes: list[Broker] = []
+        self._rr = 0
         # Turnpike's [auth] table, key -> value (str, bool or list of str); see test_auth.py.
         self.auth = auth or {}
         # Turnpike's [bans] table: client_ids, usernames, cidrs (lists of str).
@@ -139,9 +174,22 @@ class Broker:
         self.extra_toml = extra_toml
         self.dir = Path(tempfile.mkdtemp(prefix=f"tp-{kind}-"))
         self.log_path = self.dir / "broker.log"
-        self.port = 0
+        self._port = 0
         self.proc: subprocess.Popen | None = None
         self._log = None
+
+    @property
+    def port(self) -> int:
+        """The port to connect to; in cluster mode the next node's, round-robin."""
+        if self.nodes:
+            node = self.nodes[self._rr % len(self.nodes)]
+            self._rr += 1
+            return node.port
+        return self._port
+
+    @port.setter
+    def port(self, value: int):
+        self._port = value
 
     # -- config ------------------------------------------------------------
     def _turnpike_config(self) -> Path:
@@ -192,7 +240,39 @@ class Broker:
         return [MOSQUITTO_BIN, "-c", str(self._mosquitto_config())]
 
     # -- lifecycle -----------------------------------------------------------
+    def _start_cluster(self, timeout: float) -> "Broker":
+        nats = shared_nats()
+        if not self.nodes:
+            self.prefix = f"c{next(_cluster_counter)}p{os.getpid()}"
+            urls = ", ".join(json.dumps(u) for u in nats.urls)
+            for i in range(CLUSTER_NODES):
+                # Every node on the same NATS server first (randomize_servers = false): a SUBACK
+                # then covers publishers on every node (interest between NATS servers travels
+                # over their routes, after the SUBACK).
+                toml = (self.extra_toml + f'\n[cluster]\nnode_name = "node{i}"\nnats = [{urls}]\n'
+                        f'subject_prefix = "{self.prefix}"\nrandomize_servers = false\n')
+                self.nodes.append(Broker(self.kind, auth=self.auth, bans=self.bans, rules=self.rules,
+                                         extra_toml=toml, **self._overrides))
+        marks = [len(n.log_text()) for n in self.nodes]
+        for n in self.nodes:
+            n.start(timeout)
+        deadline = time.monotonic() + timeout
+        for n, mark in zip(self.nodes, marks):
+            while True:
+                text = n.log_text()[mark:]
+                if "session registry in" in text and "retained messages shared through" in text:
+                    break
+                if time.monotonic() > deadline or n.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"cluster node did not join NATS within {timeout}s:\n{n.log_tail(40)}")
+                time.sleep(0.05)
+        self.proc = self.nodes[0].proc
+        self._rr = 0
+        return self
+
     def start(self, timeout: float = 20.0) -> "Broker":
+        if self.clustered:
+            return self._start_cluster(timeout)
         if self.kind == "turnpike" and not TURNPIKE_BIN.exists():
             pytest.exit(f"Turnpike binary {TURNPIKE_BIN} not found; build it first "
                         f"(or run with BROKER=mosquitto)", returncode=3)
@@ -220,10 +300,17 @@ class Broker:
 
     def terminate(self):
         """Send SIGTERM without waiting."""
+        if self.nodes:
+            for n in self.nodes:
+                n.terminate()
+            return
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float) -> int | None:
+        if self.nodes:
+            codes = [n.wait(timeout) for n in self.nodes]
+            return None if None in codes else next((c for c in codes if c), 0)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -231,6 +318,9 @@ class Broker:
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, wait up to ``timeout`` s, then SIGKILL. Returns the exit code."""
+        if self.nodes:
+            codes = [n.stop(timeout) for n in self.nodes]
+            return next((c for c in codes if c), codes[0])
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -251,20 +341,32 @@ class Broker:
             self._log = None
 
     def cleanup(self):
+        if self.nodes and _NATS is not None:
+            from natscluster import delete_streams
+            base = self.prefix.upper()
+            live = [u for u, p in zip(_NATS.urls, _NATS.procs) if p and p.poll() is None]
+            if live:
+                delete_streams(live[0], [f"{base}_RETAINED"] + [f"KV_{base}_SESSIONS_{i}" for i in range(4)])
+        for n in self.nodes:
+            n.cleanup()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- logs --------------------------------------------------------------
     def log_text(self) -> str:
+        if self.nodes:
+            return "\n".join(n.log_text() for n in self.nodes)
         try:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 
     def log_tail(self, n: int = 150) -> str:
+        if self.nodes:
+            return "\n".join(f"== node{i} ==\n" + node.log_tail(n) for i, node in enumerate(self.nodes))
         return "\n".join(self.log_text().splitlines()[-n:])
 
     def __repr__(self):
-        return f"<Broker {self.kind} port={self.port}>"
+        return f"<Broker {self.kind} port={self._port}{f' nodes={len(self.nodes)}' if self.nodes else ''}>"
 
 
 @pytest.fixture(scope="module")

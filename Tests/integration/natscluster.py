@@ -88,3 +88,31 @@ class NatsCluster:
                     p.kill()
                     p.wait(5)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def delete_streams(url: str, names: list[str], timeout: float = 5.0) -> int:
+    """Deletes JetStream streams (a KV bucket B is the stream KV_B) through the NATS protocol on
+    one socket; returns how many the server answered. What a test's cluster left behind would
+    otherwise keep its Raft groups (and their heartbeats) running for the rest of the session."""
+    import socket
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.recv(4096)                                          # INFO
+        out = b'CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\nSUB _INBOX.tpdel 1\r\n'
+        for n in names:
+            out += f"PUB $JS.API.STREAM.DELETE.{n} _INBOX.tpdel 0\r\n\r\n".encode()
+        s.sendall(out + b"PING\r\n")
+        buf, answered, deadline = b"", 0, time.monotonic() + timeout
+        while answered < len(names) and time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            answered = buf.count(b"MSG _INBOX.tpdel")
+            if b"PING\r\n" in buf:
+                s.sendall(b"PONG\r\n")
+                buf = buf.replace(b"PING\r\n", b"")
+        return answered

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import rawmqtt
 from conftest import REPO, TURNPIKE_BIN, V311, V5, Broker, free_port, wait_until
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("the admin API of one node (every node would bind the test's admin port)")]
 
 KEY, SECRET, TOKEN = "ops", "s3cret-ops", "tok-123"
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import Broker, MOSQUITTO_PUB, TURNPIKE_BIN, free_port
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("binds one broker to a network-namespace address")]
 
 _net = itertools.count(1)
 

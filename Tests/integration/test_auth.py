@@ -338,6 +338,7 @@ def test_will_topic_outside_the_acl_is_refused(secured):
     c.close()
 
 
+@pytest.mark.single_node("$SYS is each node's own")
 def test_sys_only_for_sys_readers(secured):
     car = login(secured, V5, "car-A")
     assert car.subscribe([("$SYS/#", 0)]).codes == [0x87]

@@ -16,7 +16,7 @@ import pytest
 import rawmqtt as R
 from conftest import Broker, TURNPIKE_BIN, free_port
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("reads one node's bridge counters; each node runs its own bridges")]
 
 V3, V5 = R.MQTT311, R.MQTT5
 

@@ -439,6 +439,7 @@ def test_v311_keepalive_above_maximum_refused(broker_factory, raw, uid):
 # mosquitto 2.0.11's listener connection count is unreliable here: with max_connections 2 it
 # admitted a third client in one run and refused the second (counting the closed readiness probe) in another.
 @pytest.mark.turnpike_only
+@pytest.mark.single_node("max_connections counts one node's connections")
 def test_max_connections(broker_factory, raw, uid):
     b = broker_factory(max_connections=2)
     time.sleep(0.3)  # let the broker reap the harness's readiness-probe connection

@@ -26,7 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from conftest import Broker, free_port, wait_until
 from test_bridges import Receiver
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("the dashboard of one node's admin listener")]
 
 KEY, SECRET = "ops", "dash-secret"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

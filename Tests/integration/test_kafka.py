@@ -14,7 +14,7 @@ from conftest import TURNPIKE_BIN, free_port
 from servers import Noida
 from test_bridges import bridge_metrics, publish_all, start_bridged, stop_all
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("reads one node's bridge counters; each node runs its own bridges")]
 
 V5 = R.MQTT5
 

@@ -11,7 +11,7 @@ import rawmqtt as R
 from test_bridges import bridge_metrics, kill9, publish_all
 from test_kafka import TELEMETRY_RULE, bridged, check_cars, noida  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("kills one node's process and reads its bridge counters")]
 
 V5 = R.MQTT5
 

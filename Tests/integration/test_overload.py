@@ -12,7 +12,7 @@ import pytest
 import rawmqtt as R
 from conftest import assert_pubsub_works, wait_until
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("one node's own limits (accept rate, flapping, loop load)")]
 
 
 def log_count(broker, pattern: str) -> int:

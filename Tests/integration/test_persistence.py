@@ -15,7 +15,7 @@ import pytest
 import rawmqtt as R
 from conftest import Broker, TURNPIKE_BIN
 
-pytestmark = pytest.mark.turnpike_only  # mosquitto keeps nothing across kill -9 (it saves a snapshot every 30 min)
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("one node's own store: restarts, kill -9 and damaged files")]  # mosquitto keeps nothing across kill -9 (it saves a snapshot every 30 min)
 
 V3, V5 = R.MQTT311, R.MQTT5
 

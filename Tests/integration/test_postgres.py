@@ -13,7 +13,7 @@ import rawmqtt as R
 from servers import Postgres
 from test_bridges import bridge_metrics, publish_all, start_bridged, stop_all
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("reads one node's bridge counters; each node runs its own bridges")]
 
 V5 = R.MQTT5
 SCHEMA = """

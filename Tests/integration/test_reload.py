@@ -12,7 +12,7 @@ import rawmqtt as R
 from conftest import Broker, wait_until
 from test_auth import ACL, make_password_file, pw, raw_connect
 
-pytestmark = pytest.mark.turnpike_only
+pytestmark = [pytest.mark.turnpike_only, pytest.mark.single_node("SIGHUP to one node's process")]
 
 V3, V5 = R.MQTT311, R.MQTT5
 

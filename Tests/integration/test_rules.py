@@ -165,6 +165,7 @@ def test_sighup_with_broken_rule_keeps_old_rules(broker_factory, rules_dir, clie
     sub.expect_none(0.5)
 
 
+@pytest.mark.single_node("SIGHUP to one node's process")
 def test_sighup_with_fixed_rule_activates_it(broker_factory, rules_dir, clients, uid):
     write_rule(rules_dir, "first", republish_rule("first", f"h/{uid}/in", f"h/{uid}/first"))
     write_rule(rules_dir, "second", "CREATE RULE second AS SELECT FROM nowhere;\n")
@@ -288,6 +289,7 @@ def test_no_dead_letters_when_disabled(broker_factory, rules_dir, clients, uid):
 # ---------------------------------------------------------------------------
 # $SYS/rules metrics
 # ---------------------------------------------------------------------------
+@pytest.mark.single_node("$SYS is each node's own")
 def test_sys_rules_metrics_count_up(broker_factory, rules_dir, clients, uid):
     write_rule(rules_dir, "speedy", republish_rule("speedy", f"m/{uid}/in", f"m/{uid}/out", where="payload.n > 10"))
     b = start(broker_factory, rules_dir)

@@ -16,6 +16,7 @@ from conftest import assert_pubsub_works, wait_until
 
 
 @pytest.mark.turnpike_only
+@pytest.mark.single_node("reads one broker process's log and socket buffers")
 def test_stalled_subscriber_that_resets_does_not_take_the_broker_down(uid, broker_factory):
     b = broker_factory(sys_interval=1)
     topic = f"{uid}/flood"

@@ -22,6 +22,8 @@ REQUIRED = [
 ]
 NUMERIC = [t for t in REQUIRED if t != "$SYS/broker/version"]
 
+pytestmark = pytest.mark.single_node("$SYS is each node's own")
+
 
 def as_int(payload: bytes) -> int:
     """Numbers are plain integers; uptime may carry a unit ("12 seconds")."""

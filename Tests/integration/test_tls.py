@@ -36,6 +36,7 @@ from conftest import (MOSQUITTO_PUB, REPO, TURNPIKE_BIN, V5, V311, assert_pubsub
 
 pytestmark = [
     pytest.mark.turnpike_only,
+    pytest.mark.single_node("listeners on ports each test picks for one broker process"),
     pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed"),
 ]
 
