@@ -46,7 +46,9 @@ public final class Broker: @unchecked Sendable {
     var lastStorageSample: (at: UInt64, writes: Int, commits: Int) = (0, 0, 0)
     var trimTimerStorage: LoopTimer?
     /// Most clients connected since the heap was last trimmed (loop 0 only).
-    var trimPeak = 0
+    /// The arenas' free bytes after the last trim (or the lowest seen since): trimming again
+    /// needs as much again freed, since glibc still counts the pages it gave back as free.
+    let trimBaseline = Atomic<UInt64>(0)
     /// CONNECTs per client id, for flapping detection (Broker+Overload.swift).
     let flapping = Mutex(FlappingTracker())
     /// When a banned client id or user name was last logged (at most every 10 s).

@@ -16,3 +16,8 @@ int cshim_bind_address_no_port(int fd) {
 
 #include <malloc.h>
 int cshim_malloc_trim(void) { return malloc_trim(0); }
+void cshim_malloc_usage(uint64_t *in_use, uint64_t *free_in_heap) {
+    struct mallinfo2 m = mallinfo2();
+    *in_use = (uint64_t)m.uordblks + (uint64_t)m.hblkhd;
+    *free_in_heap = (uint64_t)m.fordblks;
+}

@@ -42,12 +42,14 @@ final class OverloadTests: XCTestCase {
         XCTAssertEqual(record("c", 210_000), .admit, "a new window")
     }
 
-    func testHeapIsTrimmedOnlyAfterAMassDeparture() {
-        XCTAssertFalse(Broker.shouldTrim(peak: 0, now: 0))
-        XCTAssertFalse(Broker.shouldTrim(peak: 900, now: 0), "fewer than 1,000 left: not worth a trim")
-        XCTAssertTrue(Broker.shouldTrim(peak: 1_000, now: 0))
-        XCTAssertFalse(Broker.shouldTrim(peak: 19_000, now: 17_000), "1,000 of 19,000 is no mass departure")
-        XCTAssertTrue(Broker.shouldTrim(peak: 19_000, now: 14_250))
-        XCTAssertFalse(Broker.shouldTrim(peak: 5_000, now: 6_000), "growing")
+    func testHeapIsTrimmedWhenMuchOfItIsFree() {
+        let mib: UInt64 = 1 << 20
+        XCTAssertFalse(Broker.shouldTrim(inUse: 0, free: 0, baseline: 0))
+        XCTAssertFalse(Broker.shouldTrim(inUse: 4 * mib, free: 3 * mib, baseline: 0), "under 4 MiB free: not worth a trim")
+        XCTAssertTrue(Broker.shouldTrim(inUse: 8 * mib, free: 5 * mib, baseline: 0), "a drained backlog or departed clients")
+        XCTAssertFalse(Broker.shouldTrim(inUse: 40 * mib, free: 5 * mib, baseline: 0), "free is small beside what is in use")
+        XCTAssertFalse(Broker.shouldTrim(inUse: 8 * mib, free: 6 * mib, baseline: 5 * mib),
+                       "what the last trim gave back still counts as free: only new free memory triggers another")
+        XCTAssertTrue(Broker.shouldTrim(inUse: 8 * mib, free: 10 * mib, baseline: 5 * mib))
     }
 }

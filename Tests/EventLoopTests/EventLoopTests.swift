@@ -200,4 +200,22 @@ final class EventLoopTests: XCTestCase {
         usleep(100_000)
         XCTAssertEqual(h.readableCalls.get, callsAfter)
     }
+
+    /// Handlers live in a table indexed by descriptor, mapped for the whole descriptor limit:
+    /// high descriptor numbers (past the first pages, past epoll's batch of 256) are served.
+    func testHighDescriptorsAreServed() {
+        group.start()
+        let loop = group.loops[0]
+        var pairs: [(Int32, Int32, ReadRecorder)] = []
+        defer { for (a, b, _) in pairs { close(a); close(b) } }
+        for _ in 0..<300 {
+            let (mine, peer) = makeSocketPair()
+            pairs.append((mine, peer, ReadRecorder(fd: mine, loop: loop)))
+        }
+        XCTAssertGreaterThan(pairs.last!.0, 512)
+        onLoop(loop) { for (mine, _, h) in pairs { try? loop.register(fd: mine, handler: h) } }
+        for (_, peer, _) in pairs { XCTAssertEqual(writeBytes(peer, [7]), 1) }
+        XCTAssertTrue(waitUntil { pairs.allSatisfy { $0.2.bytes.get == [7] } })
+        onLoop(loop) { for (mine, _, _) in pairs { loop.deregister(fd: mine) } }
+    }
 }

@@ -3,7 +3,7 @@ import XCTest
 
 extension TimerWheel {
     /// Schedules as the loop would at the start of the current tick.
-    mutating func schedule(_ timer: LoopTimer, afterMilliseconds delay: UInt64) {
+    mutating func schedule(_ timer: TimerNode, afterMilliseconds delay: UInt64) {
         schedule(timer, afterMilliseconds: delay, now: currentTick * TimerWheel.tickMilliseconds)
     }
 }
@@ -19,17 +19,17 @@ final class TimerWheelTests: XCTestCase {
         wheel.schedule(b, afterMilliseconds: 60_000) // more than one revolution away
         wheel.schedule(c, afterMilliseconds: 100)
         wheel.cancel(c)
-        var due: [LoopTimer] = []
+        var due: [TimerNode] = []
         wheel.advance(to: 99, due: &due)
         XCTAssertTrue(due.isEmpty)
         wheel.advance(to: 150, due: &due)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         XCTAssertEqual(fired, [1])
         due.removeAll()
         wheel.advance(to: 59_999, due: &due)
         XCTAssertTrue(due.isEmpty, "a timer a whole revolution away must not fire early")
         wheel.advance(to: 60_050, due: &due)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         XCTAssertEqual(fired, [1, 2])
         XCTAssertEqual(wheel.count, 0)
     }
@@ -58,13 +58,13 @@ final class TimerWheelTests: XCTestCase {
             wheel.schedule(t, afterMilliseconds: delay)
         }
         XCTAssertEqual(wheel.count, n)
-        var due: [LoopTimer] = []
+        var due: [TimerNode] = []
         while now < 131_000 {
             now += TimerWheel.tickMilliseconds
             wheel.advance(to: now, due: &due)
             for t in due {
                 XCTAssertFalse(t.isScheduled, "a due timer is unscheduled before its callback runs")
-                t.callback()
+                t.timerFired()
             }
             due.removeAll()
         }
@@ -84,12 +84,12 @@ final class TimerWheelTests: XCTestCase {
         wheel.schedule(t, afterMilliseconds: 1_000) // later
         XCTAssertNotEqual(t.slot, firstSlot)
         XCTAssertEqual(wheel.count, 1, "rescheduling must not count the timer twice")
-        var due: [LoopTimer] = []
+        var due: [TimerNode] = []
         wheel.advance(to: 500, due: &due)
         XCTAssertTrue(due.isEmpty, "the old deadline must be gone")
         wheel.advance(to: 1_000, due: &due)
         XCTAssertEqual(due.count, 1)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         due.removeAll()
         XCTAssertEqual(fired, 1)
 
@@ -99,7 +99,7 @@ final class TimerWheelTests: XCTestCase {
         XCTAssertEqual(wheel.count, 1)
         wheel.advance(to: 1_050, due: &due)
         XCTAssertEqual(due.count, 1)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         due.removeAll()
         wheel.advance(to: 5_000, due: &due)
         XCTAssertTrue(due.isEmpty, "the later deadline must be gone")
@@ -134,9 +134,9 @@ final class TimerWheelTests: XCTestCase {
         let remaining = [timers[3], timers[4]]
         XCTAssertEqual(remaining.map(\.position), [0, 1])
 
-        var due: [LoopTimer] = []
+        var due: [TimerNode] = []
         wheel.advance(to: 200, due: &due)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         XCTAssertEqual(fired, [3, 4])
         XCTAssertEqual(due.count, 2)
         XCTAssertEqual(wheel.count, 0)
@@ -149,10 +149,10 @@ final class TimerWheelTests: XCTestCase {
         let timers = delays.indices.map { i in LoopTimer { fired[i, default: 0] += 1 } }
         for (t, d) in zip(timers, delays) { wheel.schedule(t, afterMilliseconds: d) }
         // Several slots share a bucket (e.g. 50 and 51_250 are 1024 ticks apart).
-        var due: [LoopTimer] = []
+        var due: [TimerNode] = []
         // A stall of ~2000 ticks, more than one revolution.
         wheel.advance(to: 101_000, due: &due)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         due.removeAll()
         let dueFirst = delays.indices.filter { 1_000 + expectedFireTime(delays[$0]) <= 101_000 }
         XCTAssertEqual(Set(fired.keys), Set(dueFirst))
@@ -161,7 +161,7 @@ final class TimerWheelTests: XCTestCase {
 
         // Another long stall: the rest fire, once.
         wheel.advance(to: 1_000_000, due: &due)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         due.removeAll()
         XCTAssertEqual(fired.count, delays.count)
         XCTAssertTrue(fired.values.allSatisfy { $0 == 1 }, "\(fired)")
@@ -174,7 +174,7 @@ final class TimerWheelTests: XCTestCase {
         wheel.advance(to: 1_000_050, due: &due)
         XCTAssertTrue(due.isEmpty)
         wheel.advance(to: 1_000_100, due: &due)
-        due.forEach { $0.callback() }
+        due.forEach { $0.timerFired() }
         XCTAssertEqual(late, 1)
     }
 
@@ -192,7 +192,7 @@ final class TimerWheelTests: XCTestCase {
         XCTAssertEqual(wheel.count, 3)
         wheel.cancel(b)
         XCTAssertEqual(wheel.count, 2)
-        var due: [LoopTimer] = []
+        var due: [TimerNode] = []
         wheel.advance(to: 300, due: &due)
         XCTAssertEqual(due.map(ObjectIdentifier.init), [ObjectIdentifier(a)])
         XCTAssertEqual(wheel.count, 1)
@@ -206,7 +206,7 @@ final class TimerWheelTests: XCTestCase {
     /// timer scheduled late in a tick does not fire up to a tick early.
     func testTimerScheduledLateInATickDoesNotFireEarly() {
         var wheel = TimerWheel(nowMilliseconds: 0)
-        var due: [LoopTimer] = []
+        var due: [TimerNode] = []
         wheel.advance(to: 99, due: &due) // now 99 ms: tick 1
         wheel.schedule(LoopTimer {}, afterMilliseconds: 100, now: 99) // due at 199 ms or later
         wheel.advance(to: 150, due: &due) // only 51 ms later

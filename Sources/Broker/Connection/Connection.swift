@@ -10,39 +10,60 @@ import RuleEngine
 /// One client's network connection: reads and decodes packets, hands them to the handlers
 /// (`Connection+*.swift`, one per packet type), and writes encoded packets back. Owned by one
 /// loop; it holds no buffers while idle beyond a partial packet.
-final class Connection: EventHandler, FlushTarget {
-    enum State { case awaitingConnect, attaching, connected, closed }
+final class Connection: TimerNode, EventHandler, FlushTarget {
+    enum State: UInt8 { case awaitingConnect, attaching, connected, closed }
 
-    let fd: Int32
+    // Layout: Swift keeps stored properties in declaration order, so words come first, then
+    // 4-, 2- and 1-byte fields, and what few connections use sits in `extras`: an idle
+    // connection is 442 bytes without this, and there may be a million of them. The connection
+    // is also its own keepalive timer (TimerNode): no timer object or closure per connection.
     let context: LoopContext
-    let peer: String
-    /// The peer is on this machine (127.0.0.0/8 or ::1): anonymous access by default.
-    let fromLoopback: Bool
-    /// The TLS client presented a certificate the listener's CA verified: it is not anonymous.
-    var hasVerifiedCertificate = false
     /// The listener that accepted it (per-listener limits and certificate identity options).
     let listener: Listener
     /// Set on TLS listeners; OpenSSL then reads and writes the socket.
     let tls: TLSStream?
-    private var handshakeWantsWrite = false
-    var broker: Broker { context.broker }
-    var limits: BrokerConfiguration.Limits { context.settings.limits }
-    var loop: EventLoop { context.loop }
-    var logger: Logger { context.broker.logger }
-    /// Who a log line is about, as fields (`log_format = "json"` makes them JSON members).
-    var logFields: Logger.Metadata {
-        var m: Logger.Metadata = ["peer": .string(peer)]
-        if !clientId.isEmpty { m["clientid"] = .string(clientId) }
-        if let username { m["username"] = .string(username) }
-        return m
-    }
-
-    var state: State = .awaitingConnect
-    var version: ProtocolVersion = .v3_1_1
-    var decoder: PacketDecoder
+    let peer: String
+    var clientId = ""
+    /// The user name the client is known by (certificate identity, JWT subject or CONNECT's).
+    var username: String?
+    var session: Session?
+    /// Identity and compiled ACL from CONNECT (Auth/); nil when nothing is authorized per client.
+    var auth: ConnectionAuth?
+    private var extras: ConnectionExtras?
     /// Bytes of an incomplete packet carried over to the next read.
     private var partial: [UInt8] = []
     private var output = WriteQueue()
+    /// Acknowledgements waiting (AckGate.swift), oldest first.
+    var gates = Deque<AckGate>()
+    /// For the admin API: wall-clock ms of CONNACK, PUBLISH packets in and out, bytes in and out.
+    var connectedAt: Int64 = 0
+    var receivedPublishes = 0
+    var sentPublishes = 0
+    var receivedBytes = 0
+    var sentBytes = 0
+    var lastActivity: UInt64
+
+    let fd: Int32
+    /// The settings generation `auth` was compiled against.
+    var authGeneration: UInt32 = 0
+    private var maximumPacketSize32: UInt32
+    private var clientMaximumPacketSize32 = UInt32.max
+    private var keepAliveMilliseconds32: UInt32 = 0
+    private var heldPubAcks32: Int32 = 0
+    /// What this connection's CONNACK offers: fixed for its life, whatever a reload changes
+    /// later (the client sized its own behaviour to them; the alias table is sized by one).
+    private let offeredReceiveMaximum16: UInt16
+    private let offeredTopicAliasMaximum16: UInt16
+    private var clientReceiveMaximum16: UInt16 = 65535
+    var clientTopicAliasMaximum: UInt16 = 0
+
+    var state: State = .awaitingConnect
+    var version: ProtocolVersion = .v3_1_1
+    /// The peer is on this machine (127.0.0.0/8 or ::1): anonymous access by default.
+    let fromLoopback: Bool
+    /// The TLS client presented a certificate the listener's CA verified: it is not anonymous.
+    var hasVerifiedCertificate = false
+    private var handshakeWantsWrite = false
     private var flushScheduled = false
     private var writeInterest = false
     /// Why the socket is not being read; reading resumes when every reason is gone.
@@ -56,58 +77,98 @@ final class Connection: EventHandler, FlushTarget {
         static let bridgeFull = ReadPause(rawValue: 4)
     }
     private var readPauses: ReadPause = []
-    private var readPaused: Bool { !readPauses.isEmpty }
-    /// Publish rate limits, when configured (Connection+Publish.swift `chargePublish`).
-    var publishRate: PublishRate?
-
-    var clientId = ""
-    var session: Session?
-    var will: Will?
-    /// Identity and compiled ACL from CONNECT (Auth/); nil when nothing is authorized per client.
-    var auth: ConnectionAuth?
-    /// The settings generation `auth` was compiled against, and what compiling it again needs.
-    var authGeneration: UInt64 = 0
-    var aclUsername: String?
-    /// What this connection's CONNACK offers: fixed for its life, whatever a reload changes
-    /// later (the client sized its own behaviour to them; the alias table is sized by one).
-    let offeredReceiveMaximum: Int
-    let offeredTopicAliasMaximum: Int
-    var jwtClaims: JWTClaims?
-    /// The client certificate's CN or subject, when the listener uses it as the username.
-    var certificateIdentity: String?
-    /// The user name the client is known by (certificate identity, JWT subject or CONNECT's).
-    var username: String?
-    /// Acknowledgements waiting for the durable store (Broker+Persistence.swift), and how many
-    /// of them are PUBACKs (they count against Receive Maximum).
-    /// Acknowledgements waiting (AckGate.swift), oldest first.
-    var gates = Deque<AckGate>()
     /// Resumed a present session and has sent no new PUBLISH yet: an unknown v3.1.1 PUBREL is
     /// a resend [MQTT-4.4.0-1], not a protocol error.
     var resendingAfterReconnect = false
-    var heldPubAcks = 0
     /// v5 DISCONNECT 0x00 received: no will.
     var disconnectedNormally = false
-    var keepAliveMilliseconds: UInt64 = 0
-    /// For the admin API: wall-clock ms of CONNACK, PUBLISH packets in and out, bytes in and out.
-    var connectedAt: Int64 = 0
     var cleanStart = true
-    var receivedPublishes = 0
-    var sentPublishes = 0
-    var receivedBytes = 0
-    var sentBytes = 0
-    var lastActivity: UInt64
-    private var keepAliveTimer: LoopTimer?
-
-    // Limits the client declared (v5 CONNECT properties).
-    var clientMaximumPacketSize = Int.max
-    var clientReceiveMaximum = 65535
-    var clientTopicAliasMaximum: UInt16 = 0
-    /// Inbound topic aliases (v5), allocated on first use.
-    var inboundAliases: [String?] = []
-    /// Outbound topic aliases chosen by us (v5), allocated on first use.
-    var outboundAliases: [String: UInt16] = [:]
     /// v5 Request Problem Information: reason strings only when the client wants them.
     var wantsProblemInformation = true
+
+    var broker: Broker { context.broker }
+    var limits: BrokerConfiguration.Limits { context.settings.limits }
+    var loop: EventLoop { context.loop }
+    var logger: Logger { context.broker.logger }
+    /// Who a log line is about, as fields (`log_format = "json"` makes them JSON members).
+    var logFields: Logger.Metadata {
+        var m: Logger.Metadata = ["peer": .string(peer)]
+        if !clientId.isEmpty { m["clientid"] = .string(clientId) }
+        if let username { m["username"] = .string(username) }
+        return m
+    }
+    private var readPaused: Bool { !readPauses.isEmpty }
+
+    var offeredReceiveMaximum: Int { Int(offeredReceiveMaximum16) }
+    var offeredTopicAliasMaximum: Int { Int(offeredTopicAliasMaximum16) }
+    /// Limits the client declared (v5 CONNECT properties).
+    var clientMaximumPacketSize: Int {
+        get { clientMaximumPacketSize32 == .max ? .max : Int(clientMaximumPacketSize32) }
+        set { clientMaximumPacketSize32 = UInt32(clamping: newValue) }
+    }
+    var clientReceiveMaximum: Int {
+        get { Int(clientReceiveMaximum16) }
+        set { clientReceiveMaximum16 = UInt16(clamping: newValue) }
+    }
+    /// At most 1.5 × 65,535 s.
+    var keepAliveMilliseconds: UInt64 {
+        get { UInt64(keepAliveMilliseconds32) }
+        set { keepAliveMilliseconds32 = UInt32(clamping: newValue) }
+    }
+    /// PUBACKs waiting for the durable store (they count against Receive Maximum).
+    var heldPubAcks: Int {
+        get { Int(heldPubAcks32) }
+        set { heldPubAcks32 = Int32(clamping: newValue) }
+    }
+    /// The user name the ACL is compiled for, when it differs from CONNECT's.
+    var aclUsername: String? {
+        get { extras?.aclUsername }
+        set { if newValue != nil || extras != nil { madeExtras().aclUsername = newValue } }
+    }
+    var jwtClaims: JWTClaims? {
+        get { extras?.jwtClaims }
+        set { if newValue != nil || extras != nil { madeExtras().jwtClaims = newValue } }
+    }
+    /// The client certificate's CN or subject, when the listener uses it as the username.
+    var certificateIdentity: String? {
+        get { extras?.certificateIdentity }
+        set { if newValue != nil || extras != nil { madeExtras().certificateIdentity = newValue } }
+    }
+    var will: Will? {
+        get { extras?.will }
+        _modify {
+            if extras == nil {
+                var w: Will? = nil
+                yield &w
+                if w != nil { madeExtras().will = w }
+            } else {
+                yield &extras!.will
+            }
+        }
+    }
+    /// Inbound topic aliases (v5), allocated on first use.
+    var inboundAliases: [String?] {
+        get { extras?.inboundAliases ?? [] }
+        _modify { yield &madeExtras().inboundAliases }
+    }
+    /// Outbound topic aliases chosen by us (v5), allocated on first use.
+    var outboundAliases: [String: UInt16] {
+        get { extras?.outboundAliases ?? [:] }
+        _modify { yield &madeExtras().outboundAliases }
+    }
+    /// Publish rate limits, when configured (Connection+Publish.swift `chargePublish`).
+    var publishRate: PublishRate? {
+        get { extras?.publishRate }
+        set { if newValue != nil || extras != nil { madeExtras().publishRate = newValue } }
+    }
+    /// The packet decoder for this connection's protocol version and packet size limit.
+    var decoder: PacketDecoder { PacketDecoder(version: version, maximumPacketSize: Int(maximumPacketSize32)) }
+    private func madeExtras() -> ConnectionExtras {
+        if let extras { return extras }
+        let e = ConnectionExtras()
+        extras = e
+        return e
+    }
 
     init(fd: Int32, peer: String, fromLoopback: Bool, context: LoopContext, listener: Listener, tls: TLSStream?) {
         self.fd = fd
@@ -117,10 +178,11 @@ final class Connection: EventHandler, FlushTarget {
         self.listener = listener
         self.tls = tls
         let limits = context.settings.limits
-        self.decoder = PacketDecoder(version: .v3_1_1, maximumPacketSize: limits.maxPacketSize)
-        self.offeredReceiveMaximum = limits.receiveMaximum
-        self.offeredTopicAliasMaximum = limits.maxTopicAlias
+        self.maximumPacketSize32 = UInt32(clamping: limits.maxPacketSize)
+        self.offeredReceiveMaximum16 = UInt16(clamping: limits.receiveMaximum)
+        self.offeredTopicAliasMaximum16 = UInt16(clamping: limits.maxTopicAlias)
         self.lastActivity = context.loop.now
+        super.init()
         if limits.maxPublishRate > 0 || limits.maxPublishBytesRate > 0 {
             publishRate = PublishRate(messages: limits.maxPublishRate, bytes: limits.maxPublishBytesRate, now: context.loop.now)
         }
@@ -332,18 +394,18 @@ final class Connection: EventHandler, FlushTarget {
     func armKeepAlive(milliseconds: UInt64) {
         keepAliveMilliseconds = milliseconds
         if milliseconds == 0 {
-            if let t = keepAliveTimer { loop.cancel(t) }
+            loop.cancel(self)
             return
         }
-        let timer = keepAliveTimer ?? LoopTimer { [unowned self] in self.keepAliveExpired() }
-        keepAliveTimer = timer
-        loop.schedule(timer, afterMilliseconds: milliseconds)
+        loop.schedule(self, afterMilliseconds: milliseconds)
     }
+
+    override func timerFired() { keepAliveExpired() }
 
     /// Due time reached: idle for the whole period, or reschedule for what is left. Checking
     /// here instead of rescheduling on every packet keeps reads free of timer work.
     private func keepAliveExpired() {
-        guard state != .closed, let timer = keepAliveTimer else { return }
+        guard state != .closed else { return }
         // Not read because it publishes too fast is not idle.
         if !readPauses.isDisjoint(with: [.throttled, .bridgeFull]) { lastActivity = loop.now }
         let idle = loop.now &- lastActivity
@@ -361,7 +423,7 @@ final class Connection: EventHandler, FlushTarget {
             }
             return
         }
-        loop.schedule(timer, afterMilliseconds: keepAliveMilliseconds - idle)
+        loop.schedule(self, afterMilliseconds: keepAliveMilliseconds - idle)
     }
 
     // MARK: Writing
@@ -414,6 +476,9 @@ final class Connection: EventHandler, FlushTarget {
         sentBytes &+= before - output.pendingBytes
         switch result {
         case .flushed:
+            // A connection that has only had control packets (CONNACK, SUBACK, PINGRESP) keeps
+            // no write buffer while it idles; one that carries messages keeps its small one.
+            if sentPublishes == 0 && receivedPublishes == 0 { output.releaseStorage() }
             if writeInterest {
                 writeInterest = false
                 loop.setInterest(fd: fd, readable: !readPaused, writable: handshakeWantsWrite)
@@ -497,7 +562,7 @@ final class Connection: EventHandler, FlushTarget {
             sentBytes &+= before - output.pendingBytes
         }
         if let tls, tls.isHandshakeComplete { tls.shutdown() }
-        if let t = keepAliveTimer { loop.cancel(t) }
+        loop.cancel(self)
         if let t = publishRate?.timer { loop.cancel(t) }
         if let t = publishRate?.bridgeTimer { loop.cancel(t) }
         // Acknowledgements still waiting go nowhere now (their confirmations find no gate open).
@@ -534,4 +599,16 @@ final class Connection: EventHandler, FlushTarget {
             broker.sessionDisconnected(s, connection: self, publishWill: !disconnectedNormally)
         }
     }
+}
+
+/// What not every connection needs, allocated when first set: a will, topic aliases, a JWT's
+/// claims, a certificate identity, an ACL user name other than CONNECT's.
+private final class ConnectionExtras {
+    var will: Will?
+    var publishRate: PublishRate?
+    var inboundAliases: [String?] = []
+    var outboundAliases: [String: UInt16] = [:]
+    var aclUsername: String?
+    var certificateIdentity: String?
+    var jwtClaims: JWTClaims?
 }

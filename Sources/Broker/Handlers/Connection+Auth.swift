@@ -18,8 +18,8 @@ extension Connection {
     /// identity, when a reload changed `[auth]` since (the ACL file re-applied to its next packet).
     var currentAuth: ConnectionAuth? {
         let settings = context.settings
-        if authGeneration != settings.generation {
-            authGeneration = settings.generation
+        if authGeneration != UInt32(truncatingIfNeeded: settings.generation) {
+            authGeneration = UInt32(truncatingIfNeeded: settings.generation)
             auth = settings.auth.isAuthorizationActive
                 ? ConnectionAuth(configuration: settings.auth, username: aclUsername, clientId: clientId, claims: jwtClaims)
                 : nil
@@ -36,7 +36,7 @@ extension Connection {
     /// Acts on an authentication decision (made here or on the credential thread).
     func applyAuthentication(_ decision: Authenticator.Decision, _ c: ConnectPacket, clientId id: String) -> Bool {
         let config = context.settings.auth
-        authGeneration = context.settings.generation
+        authGeneration = UInt32(truncatingIfNeeded: context.settings.generation)
         switch decision {
         case .refuse(let code, let why):
             context.counters.authFailures &+= 1

@@ -6,7 +6,6 @@ extension Connection {
     /// CONNECT (MQTT 3.1.1 §3.1, 5.0 §3.1): validate, then find or create the session.
     func handleConnect(_ c: ConnectPacket) {
         version = c.protocolVersion
-        decoder.version = c.protocolVersion
         let v5 = version == .v5
 
         // Enhanced authentication is not offered: 5.0 §4.12 lets the server refuse it.

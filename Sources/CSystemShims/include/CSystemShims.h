@@ -94,6 +94,9 @@ int cshim_bind_address_no_port(int fd);
 /// Returns the heap's free memory to the kernel (glibc malloc_trim(0), every arena): 1 if some
 /// was released. glibc otherwise keeps what thousands of departed clients used.
 int cshim_malloc_trim(void);
+/// glibc's heap figures (mallinfo2, every arena): bytes in use (small chunks + mmapped ones) and
+/// bytes free but kept in the arenas.
+void cshim_malloc_usage(uint64_t *in_use, uint64_t *free_in_heap);
 
 /// Microseconds since the epoch (CLOCK_REALTIME), for timestamps compared across processes.
 static inline uint64_t cshim_wall_us(void) {

@@ -111,6 +111,11 @@ public struct WriteQueue {
         }
     }
 
+    /// Frees the (empty) chunk list itself: an idle connection then holds no buffer at all.
+    public mutating func releaseStorage() {
+        if pendingBytes == 0 { chunks = [] }
+    }
+
     /// Drops everything queued.
     public mutating func reset() {
         chunks.removeAll()
