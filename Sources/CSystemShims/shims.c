@@ -16,3 +16,7 @@ int cshim_bind_address_no_port(int fd) {
 
 #include <malloc.h>
 int cshim_malloc_trim(void) { return malloc_trim(0); }
+size_t cshim_malloc_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}

@@ -95,6 +95,10 @@ int cshim_bind_address_no_port(int fd);
 /// was released. glibc otherwise keeps what thousands of departed clients used.
 int cshim_malloc_trim(void);
 
+/// Bytes the program has allocated and not freed (glibc mallinfo2: uordblks + hblkhd, all
+/// arenas), for benchmarks (bench/sessionbench); walks every arena, so never on a loop.
+size_t cshim_malloc_in_use(void);
+
 /// Microseconds since the epoch (CLOCK_REALTIME), for timestamps compared across processes.
 static inline uint64_t cshim_wall_us(void) {
     struct timespec ts;
