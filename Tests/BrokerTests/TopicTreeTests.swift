@@ -342,6 +342,17 @@ final class TopicNodeStorageTests: XCTestCase {
         XCTAssertEqual(rootNode(tree)?.isEmpty, true, "every branch pruned, wildcard ones included")
     }
 
+    func testFilterLevelsAreSplitOnEverySlash() {
+        for f in ["a", "", "/", "a//b", "/a", "a/", "+/#", "cars/VIN1/cmd", "é/ü"] {
+            var levels: [Substring] = []
+            forEachLevel(f) { levels.append($0); return true }
+            XCTAssertEqual(levels, f.split(separator: "/", omittingEmptySubsequences: false), f)
+        }
+        var visited = 0
+        XCTAssertFalse(forEachLevel("a/b/c") { _ in visited += 1; return visited < 2 })
+        XCTAssertEqual(visited, 2, "stops when the body says so")
+    }
+
     func testInterestListsWildcardAndExactFilters() {
         let tree = TopicTree()
         let s = Session(clientId: "s", owner: 0)

@@ -185,11 +185,19 @@ final class TopicNode {
 
     var isEmpty: Bool { children.isEmpty && subscribers.isEmpty && (wild?.isEmpty ?? true) }
 
+    /// "+" or "#" as a byte when `level` is that wildcard, else 0.
+    @inline(__always)
+    private static func wildcard(_ level: Substring) -> UInt8 {
+        let u = level.utf8
+        guard u.count == 1, let b = u.first, b == UInt8(ascii: "+") || b == UInt8(ascii: "#") else { return 0 }
+        return b
+    }
+
     /// The child under a filter level ("+" and "#" included).
     func child(_ level: Substring) -> TopicNode? {
-        switch level {
-        case "+": return wild?.plus
-        case "#": return wild?.hash
+        switch TopicNode.wildcard(level) {
+        case UInt8(ascii: "+"): return wild?.plus
+        case UInt8(ascii: "#"): return wild?.hash
         default: return children[level]
         }
     }
@@ -198,18 +206,18 @@ final class TopicNode {
     func makeChild(_ level: Substring) -> TopicNode {
         if let c = child(level) { return c }
         let c = TopicNode()
-        switch level {
-        case "+": wildParts().plus = c
-        case "#": wildParts().hash = c
+        switch TopicNode.wildcard(level) {
+        case UInt8(ascii: "+"): wildParts().plus = c
+        case UInt8(ascii: "#"): wildParts().hash = c
         default: children.insert(c, at: level)
         }
         return c
     }
 
     func removeChild(_ level: Substring) {
-        switch level {
-        case "+": wild?.plus = nil
-        case "#": wild?.hash = nil
+        switch TopicNode.wildcard(level) {
+        case UInt8(ascii: "+"): wild?.plus = nil
+        case UInt8(ascii: "#"): wild?.hash = nil
         default: children.remove(at: level)
         }
         if let w = wild, w.isEmpty { wild = nil }
@@ -239,6 +247,20 @@ struct RouteMatch {
     var options: SubscriptionOptions
     var identifiers: [UInt32]
     var group: SharedGroup?
+}
+
+/// Calls `body` with each level of `filter` ("a//b": "a", "", "b"), without allocating; stops
+/// when it returns false. Returns whether every level was visited.
+@inline(__always)
+@discardableResult
+func forEachLevel(_ filter: String, _ body: (Substring) -> Bool) -> Bool {
+    var rest: Substring? = Substring(filter)
+    while let r = rest {
+        let (level, next) = splitFirstLevel(r)
+        guard body(level) else { return false }
+        rest = next
+    }
+    return true
 }
 
 /// The subscription trie shared by all loops: readers route messages under a read lock,
@@ -274,11 +296,12 @@ final class TopicTree: @unchecked Sendable {
     func sharedGroup(filter: String, name: String) -> SharedGroup? {
         lock.withReadLock {
             var node = root
-            for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
-                guard let c = node.child(level) else { return nil }
+            let found = forEachLevel(filter) { level in
+                guard let c = node.child(level) else { return false }
                 node = c
+                return true
             }
-            return node.groups[name]
+            return found ? node.groups[name] : nil
         }
     }
 
@@ -288,8 +311,9 @@ final class TopicTree: @unchecked Sendable {
         let (group, plain) = Topic.parseShared(filter).map { ($0.group as String?, $0.filter) } ?? (nil, filter)
         return lock.withWriteLock {
             var node = root
-            for level in plain.split(separator: "/", omittingEmptySubsequences: false) {
+            forEachLevel(plain) { level in
                 node = node.makeChild(level)
+                return true
             }
             let entry = SubscriberEntry(session: session, options: options, identifier: identifier)
             if let group {
@@ -321,11 +345,13 @@ final class TopicTree: @unchecked Sendable {
         return lock.withWriteLock {
             var path: [(TopicNode, Substring)] = []
             var node = root
-            for level in plain.split(separator: "/", omittingEmptySubsequences: false) {
+            let found = forEachLevel(plain) { level in
                 guard let c = node.child(level) else { return false }
                 path.append((node, level))
                 node = c
+                return true
             }
+            guard found else { return false }
             var removed = false
             if let group {
                 if let w = node.wild, let g = w.groups[group], let i = g.members.firstIndex(where: { $0.session === session }) {
