@@ -452,7 +452,40 @@ func f(_ x: Double, _ digits: Int = 0) -> String {
     return (negative ? "-" : "") + String(out.reversed()) + (parts.count > 1 ? "." + parts[1] : "")
 }
 
+/// The first line of `path` starting with `prefix`, after the prefix and a colon.
+func procField(_ path: String, _ prefix: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 4096)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let l = String(cString: line)
+        if l.hasPrefix(prefix), let colon = l.firstIndex(of: ":") {
+            return String(l[l.index(after: colon)...].drop { $0 == " " || $0 == "\t" }.dropLast())
+        }
+    }
+    return nil
+}
+
+func today() -> String {
+    var t = time(nil)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    func two(_ x: Int32) -> String { x < 10 ? "0\(x)" : "\(x)" }
+    return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))"
+}
+
 var md: [String] = []
+var uts = utsname()
+uname(&uts)
+let kernel = withUnsafePointer(to: uts.release) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+let rev = getenv("BENCH_REV").map { String(cString: $0) } ?? "(BENCH_REV not set)"
+md.append("# 1,000,000 sessions — \(today())")
+md.append("")
+md.append("Turnpike \(rev), `bench/sessionbench` (release build), one process, no sockets. Machine: \(procField("/proc/cpuinfo", "model name") ?? "?"), \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) cores, \(procField("/proc/meminfo", "MemTotal") ?? "?") RAM, Linux \(kernel).")
+md.append("Command: `" + CommandLine.arguments.map { $0.hasPrefix("/") || $0.hasPrefix(".") ? String($0.split(separator: "/").last ?? "") : $0 }.joined(separator: " ") + "`; \(routeCount) publishes of each kind per size, in \(rounds) rounds over every size, batches of \(batchSize).")
+md.append("")
+md.append("Each size is a fresh broker (threads 1, durability none) holding N car sessions — MQTT 5, clean start 0, session expiry 1 day, a 17-character VIN as client id, one QoS 1 subscription to `cars/<vin>/cmd`, disconnected (offline, expiry timer armed) — and 4 offline backend sessions: `backend-ingest-1` and `-2` on `$share/ingest/cars/+/telemetry`, `backend-analytics` on `cars/+/telemetry`, `backend-alerts` on `cars/+/event/#`, all QoS 1. **Route** = `Broker.publish` on the broker's loop for one QoS 1 publish (~100-byte payload): a fresh shared `Message`, the topic-tree match, one delivery per matched session enqueued on that offline session's queue (all sessions on the loop: no mailbox hop; no socket write), the rule engine asked (no rules). A publish to `cars/<random vin>/cmd` has 1 delivery (the car), one to `cars/<random vin>/telemetry` has 2 (one ingest member, analytics). Queues are emptied untimed after each batch. **Match** = `TopicTree.match` alone. Memory is per car session: RSS and glibc's allocated bytes (mallinfo2, after malloc_trim) before and after creating them.")
+md.append("")
 md.append("| sessions | RSS / session (B) | malloc'd / session (B) | subscribe (ns) | subscribes/s | route cmd (ns) | route telemetry (ns) | match cmd (ns) | match telemetry (ns) |")
 md.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in results {
@@ -498,7 +531,7 @@ if let first = results.first {
 }
 if let s = storeResult {
     md.append("")
-    md.append("With the store (durability sync), \(f(Double(s.sessions))) car sessions + 4 backends:")
+    md.append("With the store (durability sync): the same \(f(Double(s.sessions))) car sessions + 4 backends created through the broker's own store writes (session record at connect, after SUBSCRIBE and at disconnect, committed by the loop's batches), the broker shut down, then a new one opened on the data directory: **open** = `Broker.init` (RocksDB open), **open + recovery** = until `start()` returns (every session, subscription and timer back), **loop caught up** = until the loop has also run the recovered sessions' timer set-up. Then routing again on the recovered broker, now storing each delivery to an offline durable session (`persistDelivery` into the loop's batch; the commit runs after each batch, off the timed stretch).")
     md.append("")
     md.append("| written (s) | store on disk (MiB) | open (s) | open + recovery (s) | loop caught up (s) | recovery logged (ms) | RSS / session (B) | malloc'd / session (B) | route cmd, stored (ns) | route telemetry, stored (ns) |")
     md.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
