@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTEST := .venv-test/bin/pytest
 
-.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability bench-cluster bench-admin
+.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability bench-cluster bench-admin bench-sessions
 
 ## run: install what is missing, build release, make the development certificates when absent,
 ## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883), or on CONFIG=FILE
@@ -75,3 +75,12 @@ bench-cluster: deps
 bench-admin: deps
 	$(SWIFT) build -c release
 	python3 bench/admin.py $(BENCH_ARGS)
+
+## bench-sessions: 1,000,000 persistent sessions in one process on the broker's own session, topic-tree,
+## routing and store code (release build, no sockets): memory per session, subscribe cost, routing cost
+## at 10k/100k/1M (fails unless 1M/10k <= 1.5), then the 1M stored and recovered (~2 min, ~3 GB RAM);
+## results in bench/results/<date>-sessions.md and .json
+bench-sessions: deps
+	$(SWIFT) build -c release --product sessionbench
+	BENCH_REV=$$(git rev-parse --short HEAD) .build/release/sessionbench \
+	  --markdown bench/results/$$(date -u +%F)-sessions.md --json bench/results/$$(date -u +%F)-sessions.json $(BENCH_ARGS)

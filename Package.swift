@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "mqbench", targets: ["mqbench"]),
         .executable(name: "rulebench", targets: ["rulebench"]),
         .executable(name: "storegen", targets: ["storegen"]),
+        .executable(name: "sessionbench", targets: ["sessionbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -115,6 +116,11 @@ let package = Package(
             swiftSettings: loopConfined),
         .executableTarget(name: "rulebench", dependencies: ["RuleEngine"], path: "bench/rulebench"),
         .executableTarget(name: "storegen", dependencies: ["Broker"], path: "bench/storegen"),
+        .executableTarget(
+            name: "sessionbench",
+            dependencies: ["Broker", "CSystemShims", .product(name: "Logging", package: "swift-log")],
+            path: "bench/sessionbench",
+            swiftSettings: loopConfined),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "RuleEngineTests", dependencies: ["RuleEngine"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: loopConfined),

@@ -189,7 +189,9 @@ extension Broker {
             forgetDelivery(s, seq: o.storeSeq, message: o.message, on: ctx)
             return true
         }
-        s.queue.removeAll { q in
+        // (Only when there is a queue: removeAll(where:) gives even an empty Deque storage of
+        // its own, which every offline session would then carry.)
+        if !s.queue.isEmpty { s.queue.removeAll { q in
             guard q.group != nil else { return false }
             var handedOn = q
             handedOn.storeSeq = 0
@@ -197,7 +199,7 @@ extension Broker {
             forgetDelivery(s, seq: q.storeSeq, message: q.message, on: ctx)
             stats.messagesStored.wrappingAdd(-1, ordering: .relaxed)
             return true
-        }
+        } }
         for q in handed {
             guard let g = q.group, let m = tree.pickShared(g, excluding: s) else {
                 // No other member: keep it with this session.

@@ -161,6 +161,12 @@ extension Broker {
                 armWillTimer(session, afterMilliseconds: UInt64(delay) * 1000, on: ctx)
             }
         }
+        sessionWentOffline(session, on: ctx)
+    }
+
+    /// What follows a closed connection once its will is dealt with (also `SessionBenchmark`'s
+    /// disconnect): a session without expiry ends, a persistent one stays, stored, until expiry.
+    func sessionWentOffline(_ session: Session, on ctx: LoopContext) {
         if session.expiryInterval == 0 {
             endSession(session, on: ctx)
             return

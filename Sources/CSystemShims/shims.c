@@ -21,3 +21,7 @@ void cshim_malloc_usage(uint64_t *in_use, uint64_t *free_in_heap) {
     *in_use = (uint64_t)m.uordblks + (uint64_t)m.hblkhd;
     *free_in_heap = (uint64_t)m.fordblks;
 }
+size_t cshim_malloc_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}

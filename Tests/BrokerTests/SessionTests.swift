@@ -66,3 +66,34 @@ final class MessageTests: XCTestCase {
         XCTAssertEqual(longest.remainingExpiry(now: 1_000), UInt32.max)
     }
 }
+
+final class SubscriptionTableTests: XCTestCase {
+    func testSubscriptionTableFromOneToManyAndBack() {
+        var t = SubscriptionTable()
+        XCTAssertTrue(t.isEmpty)
+        let r1 = SubscriptionRecord(options: SubscriptionOptions(qos: .atLeastOnce), identifier: nil)
+        let r2 = SubscriptionRecord(options: SubscriptionOptions(qos: .exactlyOnce), identifier: 5)
+        t["a"] = r1
+        XCTAssertEqual(t.count, 1)
+        XCTAssertEqual(t["a"]?.options.qos, .atLeastOnce)
+        XCTAssertNil(t["b"])
+        t["a"] = r2 // replace inline
+        XCTAssertEqual(t["a"]?.identifier, 5)
+        t["b"] = r1
+        t["c"] = r1
+        XCTAssertEqual(t.count, 3)
+        XCTAssertEqual(Set(t.keys), ["a", "b", "c"])
+        XCTAssertEqual(Set(t.map { "\($0.key)=\($0.value.options.qos.rawValue)" }), ["a=2", "b=1", "c=1"])
+        t["b"] = nil
+        t["nope"] = nil
+        t["a"] = nil
+        XCTAssertEqual(t.count, 1)
+        XCTAssertEqual(t.keys, ["c"])
+        t["c"] = nil
+        XCTAssertTrue(t.isEmpty)
+        t["d"] = r1
+        t.removeAll()
+        XCTAssertTrue(t.isEmpty)
+        XCTAssertEqual(Array(t.keys), [])
+    }
+}

@@ -304,3 +304,66 @@ final class RuleIndexTests: XCTestCase {
         XCTAssertEqual(splitFirstLevel("a").rest, nil)
     }
 }
+
+/// One child and one subscriber inline in a node, a dictionary from the second.
+final class TopicNodeStorageTests: XCTestCase {
+
+    func testNodesGoFromOneToManyAndBackWithoutLosingAnything() {
+        let tree = TopicTree()
+        let sessions = (0..<4).map { Session(clientId: "c\($0)", owner: 0) }
+        let o = SubscriptionOptions(qos: .atLeastOnce)
+        // Siblings under one parent: one child inline, then a dictionary, then back to one.
+        for (i, s) in sessions.enumerated() { XCTAssertTrue(tree.subscribe(session: s, filter: "cars/VIN-\(i)-0123456789/cmd", options: o, identifier: nil)) }
+        // Several subscribers on one node, wildcards beside exact levels.
+        for s in sessions { XCTAssertTrue(tree.subscribe(session: s, filter: "cars/+/telemetry", options: o, identifier: nil)) }
+        XCTAssertTrue(tree.subscribe(session: sessions[0], filter: "cars/#", options: o, identifier: 7))
+        XCTAssertFalse(tree.subscribe(session: sessions[0], filter: "cars/#", options: SubscriptionOptions(qos: .exactlyOnce), identifier: 8), "replaced")
+        XCTAssertEqual(tree.count, 9)
+        for i in 0..<4 {
+            XCTAssertEqual(Set(matches(tree, "cars/VIN-\(i)-0123456789/cmd").keys), i == 0 ? ["c0"] : ["c\(i)", "c0"])
+        }
+        XCTAssertEqual(Set(matches(tree, "cars/x/telemetry").keys), ["c0", "c1", "c2", "c3"])
+        XCTAssertEqual(matches(tree, "cars/x/telemetry")["c0"]?.identifiers, [8])
+        XCTAssertEqual(matches(tree, "cars/x/telemetry")["c0"]?.options.qos, .exactlyOnce)
+
+        // Down to one sibling and one subscriber again, then to none.
+        for i in 1..<4 {
+            XCTAssertTrue(tree.unsubscribe(session: sessions[i], filter: "cars/VIN-\(i)-0123456789/cmd"))
+            XCTAssertTrue(tree.unsubscribe(session: sessions[i], filter: "cars/+/telemetry"))
+        }
+        XCTAssertFalse(tree.unsubscribe(session: sessions[1], filter: "cars/+/telemetry"), "already gone")
+        XCTAssertEqual(Set(matches(tree, "cars/VIN-0-0123456789/cmd").keys), ["c0"])
+        XCTAssertTrue(matches(tree, "cars/VIN-1-0123456789/cmd").keys.elementsEqual(["c0"]), "only through cars/#")
+        XCTAssertEqual(Set(matches(tree, "cars/y/telemetry").keys), ["c0"])
+        XCTAssertTrue(tree.unsubscribe(session: sessions[0], filter: "cars/#"))
+        XCTAssertTrue(tree.unsubscribe(session: sessions[0], filter: "cars/+/telemetry"))
+        XCTAssertTrue(tree.unsubscribe(session: sessions[0], filter: "cars/VIN-0-0123456789/cmd"))
+        XCTAssertEqual(tree.count, 0)
+        XCTAssertEqual(rootNode(tree)?.isEmpty, true, "every branch pruned, wildcard ones included")
+    }
+
+    func testFilterLevelsAreSplitOnEverySlash() {
+        for f in ["a", "", "/", "a//b", "/a", "a/", "+/#", "cars/VIN1/cmd", "é/ü"] {
+            var levels: [Substring] = []
+            forEachLevel(f) { levels.append($0); return true }
+            XCTAssertEqual(levels, f.split(separator: "/", omittingEmptySubsequences: false), f)
+        }
+        var visited = 0
+        XCTAssertFalse(forEachLevel("a/b/c") { _ in visited += 1; return visited < 2 })
+        XCTAssertEqual(visited, 2, "stops when the body says so")
+    }
+
+    func testInterestListsWildcardAndExactFilters() {
+        let tree = TopicTree()
+        let s = Session(clientId: "s", owner: 0)
+        for f in ["a/b", "a/+", "a/#", "$share/g/a/+", "x"] {
+            tree.subscribe(session: s, filter: f, options: SubscriptionOptions(), identifier: nil)
+        }
+        let interest = tree.observeInterest { _ in }
+        XCTAssertEqual(Set(interest.map { "\($0)" }).count, 5)
+        XCTAssertTrue(interest.contains(.added(filter: "a/+", group: "g")))
+        XCTAssertTrue(interest.contains(.added(filter: "a/#", group: nil)))
+        XCTAssertNotNil(tree.sharedGroup(filter: "a/+", name: "g"))
+        XCTAssertNil(tree.sharedGroup(filter: "a/b", name: "g"))
+    }
+}

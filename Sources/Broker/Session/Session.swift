@@ -9,6 +9,69 @@ struct SubscriptionRecord {
     var identifier: UInt32?
 }
 
+/// A session's subscriptions by filter. Most sessions have one (a car's `cars/<vin>/cmd`), and a
+/// dictionary of one costs ~130 bytes, so one is kept inline and a dictionary is made for the
+/// second. Iterates as the dictionary did, as (key: filter, value: record), in no set order.
+struct SubscriptionTable: Sequence {
+    typealias Element = (key: String, value: SubscriptionRecord)
+    private enum Storage {
+        case none
+        case one(String, SubscriptionRecord)
+        case many([String: SubscriptionRecord])
+    }
+    private var storage = Storage.none
+
+    init() {}
+
+    subscript(filter: String) -> SubscriptionRecord? {
+        get {
+            switch storage {
+            case .none: return nil
+            case .one(let f, let r): return f == filter ? r : nil
+            case .many(let d): return d[filter]
+            }
+        }
+        set {
+            switch storage {
+            case .none:
+                if let newValue { storage = .one(filter, newValue) }
+            case .one(let f, let r):
+                if f == filter {
+                    storage = newValue.map { .one(filter, $0) } ?? .none
+                } else if let newValue {
+                    storage = .many([f: r, filter: newValue])
+                }
+            case .many(var d):
+                storage = .none // d unique: no copy on write
+                d[filter] = newValue
+                if d.count == 1, let (f, r) = d.first { storage = .one(f, r) } else if !d.isEmpty { storage = .many(d) }
+            }
+        }
+    }
+
+    var count: Int {
+        switch storage {
+        case .none: return 0
+        case .one: return 1
+        case .many(let d): return d.count
+        }
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    var keys: [String] { map(\.key) }
+
+    mutating func removeAll() { storage = .none }
+
+    func makeIterator() -> Array<Element>.Iterator {
+        switch storage {
+        case .none: return [].makeIterator()
+        case .one(let f, let r): return [(f, r)].makeIterator()
+        case .many(let d): return d.map { ($0.key, $0.value) }.makeIterator()
+        }
+    }
+}
+
 /// A QoS 1/2 message sent to the client and not yet fully acknowledged.
 struct OutboundMessage {
     enum State { case awaitingPubAck, awaitingPubRec, awaitingPubComp }
@@ -44,7 +107,7 @@ final class Session: @unchecked Sendable {
     let clientId: String
     /// The loop that owns this session; changes only on a hand-over, on the old owner's thread.
     let ownerIndex: Atomic<Int>
-    var subscriptions: [String: SubscriptionRecord] = [:]
+    var subscriptions = SubscriptionTable()
     var inflight: [OutboundMessage] = []
     var queue: Deque<QueuedMessage> = []
     var connection: Connection?

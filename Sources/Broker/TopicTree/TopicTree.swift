@@ -46,12 +46,199 @@ final class SharedGroup: @unchecked Sendable {
     }
 }
 
-final class TopicNode {
-    var children: [Substring: TopicNode] = [:]
-    var subscribers: [ObjectIdentifier: SubscriberEntry] = [:]
-    var groups: [String: SharedGroup] = [:]
+// Memory: a million cars each subscribed to `cars/<vin>/cmd` make two nodes per car — `<vin>`
+// with one child and `cmd` with one subscriber — and a dictionary of one entry costs ~150 bytes.
+// So one child and one subscriber are kept inline, a dictionary is made for the second; the
+// '+' and '#' children and the shared groups, which few nodes have, sit behind one reference
+// that is nil elsewhere (bench/sessionbench measures it). Matching also gains: a single child is
+// one string comparison instead of a hash, and wildcards are fields, not dictionary look-ups.
 
-    var isEmpty: Bool { children.isEmpty && subscribers.isEmpty && groups.isEmpty }
+/// A node's children under exact levels (never "+" or "#": those are `TopicNode.Wild`'s).
+struct TopicChildren {
+    enum Storage {
+        case none
+        case one(String, TopicNode)
+        case many([Substring: TopicNode])
+    }
+    private(set) var storage = Storage.none
+
+    @inline(__always)
+    subscript(level: Substring) -> TopicNode? {
+        switch storage {
+        case .none: return nil
+        case .one(let key, let node): return key == level ? node : nil
+        case .many(let d): return d[level]
+        }
+    }
+
+    var isEmpty: Bool {
+        if case .none = storage { return true }
+        return false
+    }
+
+    /// Adds a child under `level`, which must be absent. A dictionary key is a slice of
+    /// `level`'s string (the subscribing session keeps that filter anyway).
+    mutating func insert(_ node: TopicNode, at level: Substring) {
+        switch storage {
+        case .none:
+            storage = .one(String(level), node)
+        case .one(let key, let first):
+            storage = .many([Substring(key): first, level: node])
+        case .many(var d):
+            storage = .none // d unique: no copy on insert
+            d[level] = node
+            storage = .many(d)
+        }
+    }
+
+    mutating func remove(at level: Substring) {
+        switch storage {
+        case .none: break
+        case .one(let key, _): if key == level { storage = .none }
+        case .many(var d):
+            storage = .none
+            d[level] = nil
+            if d.count == 1, let (k, n) = d.first { storage = .one(String(k), n) } else if !d.isEmpty { storage = .many(d) }
+        }
+    }
+
+    var all: [(Substring, TopicNode)] {
+        switch storage {
+        case .none: return []
+        case .one(let key, let node): return [(Substring(key), node)]
+        case .many(let d): return d.map { ($0.key, $0.value) }
+        }
+    }
+}
+
+/// A node's plain subscribers, one entry per session.
+struct SubscriberSet {
+    enum Storage {
+        case none
+        case one(SubscriberEntry)
+        case many([ObjectIdentifier: SubscriberEntry])
+    }
+    private(set) var storage = Storage.none
+
+    var isEmpty: Bool {
+        if case .none = storage { return true }
+        return false
+    }
+
+    var count: Int {
+        switch storage {
+        case .none: return 0
+        case .one: return 1
+        case .many(let d): return d.count
+        }
+    }
+
+    /// Adds or replaces the entry of `entry.session`; true when it is new.
+    mutating func update(_ entry: SubscriberEntry) -> Bool {
+        switch storage {
+        case .none:
+            storage = .one(entry)
+            return true
+        case .one(let first):
+            if first.session === entry.session {
+                storage = .one(entry)
+                return false
+            }
+            storage = .many([ObjectIdentifier(first.session): first, ObjectIdentifier(entry.session): entry])
+            return true
+        case .many(var d):
+            storage = .none
+            let isNew = d.updateValue(entry, forKey: ObjectIdentifier(entry.session)) == nil
+            storage = .many(d)
+            return isNew
+        }
+    }
+
+    /// Removes the entry of `session`; true when there was one.
+    mutating func remove(_ session: Session) -> Bool {
+        switch storage {
+        case .none: return false
+        case .one(let first):
+            guard first.session === session else { return false }
+            storage = .none
+            return true
+        case .many(var d):
+            storage = .none
+            let removed = d.removeValue(forKey: ObjectIdentifier(session)) != nil
+            if d.count == 1, let only = d.first?.value { storage = .one(only) } else if !d.isEmpty { storage = .many(d) }
+            return removed
+        }
+    }
+}
+
+final class TopicNode {
+    var children = TopicChildren()
+    var subscribers = SubscriberSet()
+    /// What few nodes have: the '+' and '#' children and shared groups.
+    final class Wild {
+        var plus: TopicNode?
+        var hash: TopicNode?
+        var groups: [String: SharedGroup] = [:]
+        var isEmpty: Bool { plus == nil && hash == nil && groups.isEmpty }
+    }
+    var wild: Wild?
+
+    var isEmpty: Bool { children.isEmpty && subscribers.isEmpty && (wild?.isEmpty ?? true) }
+
+    /// "+" or "#" as a byte when `level` is that wildcard, else 0.
+    @inline(__always)
+    private static func wildcard(_ level: Substring) -> UInt8 {
+        let u = level.utf8
+        guard u.count == 1, let b = u.first, b == UInt8(ascii: "+") || b == UInt8(ascii: "#") else { return 0 }
+        return b
+    }
+
+    /// The child under a filter level ("+" and "#" included).
+    func child(_ level: Substring) -> TopicNode? {
+        switch TopicNode.wildcard(level) {
+        case UInt8(ascii: "+"): return wild?.plus
+        case UInt8(ascii: "#"): return wild?.hash
+        default: return children[level]
+        }
+    }
+
+    /// The child under a filter level, made when absent.
+    func makeChild(_ level: Substring) -> TopicNode {
+        if let c = child(level) { return c }
+        let c = TopicNode()
+        switch TopicNode.wildcard(level) {
+        case UInt8(ascii: "+"): wildParts().plus = c
+        case UInt8(ascii: "#"): wildParts().hash = c
+        default: children.insert(c, at: level)
+        }
+        return c
+    }
+
+    func removeChild(_ level: Substring) {
+        switch TopicNode.wildcard(level) {
+        case UInt8(ascii: "+"): wild?.plus = nil
+        case UInt8(ascii: "#"): wild?.hash = nil
+        default: children.remove(at: level)
+        }
+        if let w = wild, w.isEmpty { wild = nil }
+    }
+
+    func wildParts() -> Wild {
+        if let w = wild { return w }
+        let w = Wild()
+        wild = w
+        return w
+    }
+
+    var groups: [String: SharedGroup] { wild?.groups ?? [:] }
+
+    /// Every child with its filter level, wildcards included (not on the routing path).
+    var allChildren: [(Substring, TopicNode)] {
+        var out = children.all
+        if let p = wild?.plus { out.append(("+", p)) }
+        if let h = wild?.hash { out.append(("#", h)) }
+        return out
+    }
 }
 
 /// A match produced for one PUBLISH: a subscriber, its options, and the shared group if any.
@@ -60,6 +247,20 @@ struct RouteMatch {
     var options: SubscriptionOptions
     var identifiers: [UInt32]
     var group: SharedGroup?
+}
+
+/// Calls `body` with each level of `filter` ("a//b": "a", "", "b"), without allocating; stops
+/// when it returns false. Returns whether every level was visited.
+@inline(__always)
+@discardableResult
+func forEachLevel(_ filter: String, _ body: (Substring) -> Bool) -> Bool {
+    var rest: Substring? = Substring(filter)
+    while let r = rest {
+        let (level, next) = splitFirstLevel(r)
+        guard body(level) else { return false }
+        rest = next
+    }
+    return true
 }
 
 /// The subscription trie shared by all loops: readers route messages under a read lock,
@@ -84,7 +285,7 @@ final class TopicTree: @unchecked Sendable {
             func visit(_ node: TopicNode, _ path: String?) {
                 if !node.subscribers.isEmpty, let path { out.append(.added(filter: path, group: nil)) }
                 for name in node.groups.keys.sorted() { if let path { out.append(.added(filter: path, group: name)) } }
-                for (level, child) in node.children { visit(child, path.map { $0 + "/" + level } ?? String(level)) }
+                for (level, child) in node.allChildren { visit(child, path.map { $0 + "/" + level } ?? String(level)) }
             }
             visit(root, nil)
             return out
@@ -95,11 +296,12 @@ final class TopicTree: @unchecked Sendable {
     func sharedGroup(filter: String, name: String) -> SharedGroup? {
         lock.withReadLock {
             var node = root
-            for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
-                guard let c = node.children[level] else { return nil }
+            let found = forEachLevel(filter) { level in
+                guard let c = node.child(level) else { return false }
                 node = c
+                return true
             }
-            return node.groups[name]
+            return found ? node.groups[name] : nil
         }
     }
 
@@ -109,20 +311,16 @@ final class TopicTree: @unchecked Sendable {
         let (group, plain) = Topic.parseShared(filter).map { ($0.group as String?, $0.filter) } ?? (nil, filter)
         return lock.withWriteLock {
             var node = root
-            for level in plain.split(separator: "/", omittingEmptySubsequences: false) {
-                if let c = node.children[level] { node = c } else {
-                    let c = TopicNode()
-                    // Key by a copy so the tree does not keep the caller's string alive.
-                    node.children[Substring(String(level))] = c
-                    node = c
-                }
+            forEachLevel(plain) { level in
+                node = node.makeChild(level)
+                return true
             }
             let entry = SubscriberEntry(session: session, options: options, identifier: identifier)
             if let group {
                 let g: SharedGroup
-                if let existing = node.groups[group] { g = existing } else {
+                if let existing = node.wild?.groups[group] { g = existing } else {
                     g = SharedGroup(name: group, filter: plain)
-                    node.groups[group] = g
+                    node.wildParts().groups[group] = g
                     interestObserver?(.added(filter: plain, group: group))
                 }
                 if let i = g.members.firstIndex(where: { $0.session === session }) {
@@ -133,7 +331,7 @@ final class TopicTree: @unchecked Sendable {
                 count += 1
                 return true
             }
-            let isNew = node.subscribers.updateValue(entry, forKey: ObjectIdentifier(session)) == nil
+            let isNew = node.subscribers.update(entry)
             if isNew { count += 1 }
             if isNew && node.subscribers.count == 1 { interestObserver?(.added(filter: plain, group: nil)) }
             return isNew
@@ -147,29 +345,32 @@ final class TopicTree: @unchecked Sendable {
         return lock.withWriteLock {
             var path: [(TopicNode, Substring)] = []
             var node = root
-            for level in plain.split(separator: "/", omittingEmptySubsequences: false) {
-                guard let c = node.children[level] else { return false }
+            let found = forEachLevel(plain) { level in
+                guard let c = node.child(level) else { return false }
                 path.append((node, level))
                 node = c
+                return true
             }
+            guard found else { return false }
             var removed = false
             if let group {
-                if let g = node.groups[group], let i = g.members.firstIndex(where: { $0.session === session }) {
+                if let w = node.wild, let g = w.groups[group], let i = g.members.firstIndex(where: { $0.session === session }) {
                     g.members.remove(at: i)
                     if g.members.isEmpty {
-                        node.groups[group] = nil
+                        w.groups[group] = nil
+                        if w.isEmpty { node.wild = nil }
                         interestObserver?(.removed(filter: plain, group: group))
                     }
                     removed = true
                 }
             } else {
-                removed = node.subscribers.removeValue(forKey: ObjectIdentifier(session)) != nil
+                removed = node.subscribers.remove(session)
                 if removed && node.subscribers.isEmpty { interestObserver?(.removed(filter: plain, group: nil)) }
             }
             if removed { count -= 1 }
             // Prune empty branches.
             while let (parent, level) = path.last, node.isEmpty {
-                parent.children[level] = nil
+                parent.removeChild(level)
                 node = parent
                 path.removeLast()
             }
@@ -189,31 +390,41 @@ final class TopicTree: @unchecked Sendable {
     }
 
     private func collect(_ node: TopicNode, out: inout [RouteMatch], seen: inout [ObjectIdentifier: Int]) {
-        for (key, e) in node.subscribers {
-            if let i = seen[key] {
-                if e.options.qos > out[i].options.qos { out[i].options.qos = e.options.qos }
-                if e.options.retainAsPublished { out[i].options.retainAsPublished = true }
-                if !e.options.noLocal { out[i].options.noLocal = false }
-                if let id = e.identifier { out[i].identifiers.append(id) }
-            } else {
-                seen[key] = out.count
-                out.append(RouteMatch(session: e.session, options: e.options,
-                                      identifiers: e.identifier.map { [$0] } ?? [], group: nil))
+        switch node.subscribers.storage {
+        case .none: break
+        case .one(let e): add(e, out: &out, seen: &seen)
+        case .many(let d): for e in d.values { add(e, out: &out, seen: &seen) }
+        }
+        if let w = node.wild, !w.groups.isEmpty, !groupsServedElsewhere {
+            for g in w.groups.values {
+                if let m = g.pick() {
+                    out.append(RouteMatch(session: m.session, options: m.options,
+                                          identifiers: m.identifier.map { [$0] } ?? [], group: g))
+                }
             }
         }
-        for (_, g) in node.groups where !groupsServedElsewhere {
-            if let m = g.pick() {
-                out.append(RouteMatch(session: m.session, options: m.options,
-                                      identifiers: m.identifier.map { [$0] } ?? [], group: g))
-            }
+    }
+
+    @inline(__always)
+    private func add(_ e: SubscriberEntry, out: inout [RouteMatch], seen: inout [ObjectIdentifier: Int]) {
+        let key = ObjectIdentifier(e.session)
+        if let i = seen[key] {
+            if e.options.qos > out[i].options.qos { out[i].options.qos = e.options.qos }
+            if e.options.retainAsPublished { out[i].options.retainAsPublished = true }
+            if !e.options.noLocal { out[i].options.noLocal = false }
+            if let id = e.identifier { out[i].identifiers.append(id) }
+        } else {
+            seen[key] = out.count
+            out.append(RouteMatch(session: e.session, options: e.options,
+                                  identifiers: e.identifier.map { [$0] } ?? [], group: nil))
         }
     }
 
     private func walk(_ node: TopicNode, topic: Substring, depth: Int, isDollar: Bool,
                       out: inout [RouteMatch], seen: inout [ObjectIdentifier: Int]) {
-        let wildcardAllowed = !(depth == 0 && isDollar)
+        let wild = depth == 0 && isDollar ? nil : node.wild
         // '#' here matches this level and everything below it.
-        if wildcardAllowed, let hash = node.children["#"] {
+        if let hash = wild?.hash {
             collect(hash, out: &out, seen: &seen)
         }
         // Split off the next level without allocating.
@@ -221,7 +432,7 @@ final class TopicTree: @unchecked Sendable {
         if let exact = node.children[level] {
             descend(exact, rest: rest, depth: depth, isDollar: isDollar, out: &out, seen: &seen)
         }
-        if wildcardAllowed, let plus = node.children["+"] {
+        if let plus = wild?.plus {
             descend(plus, rest: rest, depth: depth, isDollar: isDollar, out: &out, seen: &seen)
         }
     }
@@ -233,7 +444,7 @@ final class TopicTree: @unchecked Sendable {
         } else {
             collect(node, out: &out, seen: &seen)
             // "a/#" also matches "a".
-            if let hash = node.children["#"] { collect(hash, out: &out, seen: &seen) }
+            if let hash = node.wild?.hash { collect(hash, out: &out, seen: &seen) }
         }
     }
 

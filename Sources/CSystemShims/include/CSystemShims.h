@@ -98,6 +98,10 @@ int cshim_malloc_trim(void);
 /// bytes free but kept in the arenas.
 void cshim_malloc_usage(uint64_t *in_use, uint64_t *free_in_heap);
 
+/// Bytes the program has allocated and not freed (glibc mallinfo2: uordblks + hblkhd, all
+/// arenas), for benchmarks (bench/sessionbench); walks every arena, so never on a loop.
+size_t cshim_malloc_in_use(void);
+
 /// Microseconds since the epoch (CLOCK_REALTIME), for timestamps compared across processes.
 static inline uint64_t cshim_wall_us(void) {
     struct timespec ts;
