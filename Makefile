@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PYTEST := .venv-test/bin/pytest
 
-.PHONY: run test deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability bench-cluster bench-admin bench-sessions
+.PHONY: run test test-cluster deps test-deps build release unit integration clean fuzz bench bench-rules bench-durability bench-cluster bench-admin bench-sessions
 
 ## run: install what is missing, build release, make the development certificates when absent,
 ## start the broker on the embedded defaults (MQTT on 1883, TLS on 8883), or on CONFIG=FILE
@@ -12,11 +12,19 @@ run: release
 	certs/make-dev-certs.sh
 	.build/release/turnpike serve $(if $(CONFIG),--config $(CONFIG))
 
-## test: install what is missing, then the unit tests and the integration tests
+## test: install what is missing, then the unit tests, the integration tests, and the MQTT
+## behaviour tests again against a three-node cluster on NATS (CLUSTER_TESTS)
+CLUSTER_TESTS := $(addprefix Tests/integration/test_,publish.py subscribe.py retain.py session.py will.py shared.py v5_properties.py connect.py)
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	TURNPIKE_BIN=$(CURDIR)/.build/debug/turnpike $(PYTEST) Tests/integration
+	TURNPIKE_CLUSTER=3 TURNPIKE_BIN=$(CURDIR)/.build/debug/turnpike $(PYTEST) $(CLUSTER_TESTS)
+
+## test-cluster: every integration test against three Turnpike nodes on a NATS cluster, each new
+## connection on the next node (tests of one node's own state are skipped, with the reason)
+test-cluster: test-deps build
+	TURNPIKE_CLUSTER=3 TURNPIKE_BIN=$(CURDIR)/.build/debug/turnpike $(PYTEST) Tests/integration
 
 deps:
 	@scripts/install-deps.sh

@@ -94,6 +94,7 @@ def shared_nats():
 def pytest_configure(config):
     config.addinivalue_line("markers", "turnpike_only: Turnpike-specific behaviour; skipped on mosquitto")
     config.addinivalue_line("markers", "single_node(why): one node's own state; skipped with TURNPIKE_CLUSTER")
+    config.addinivalue_line("markers", "cluster_gap(why): a known defect of the cluster (issue 14), skipped with TURNPIKE_CLUSTER")
     if BROKER_KIND not in ("turnpike", "mosquitto"):
         raise pytest.UsageError(f"BROKER must be 'turnpike' or 'mosquitto', not {BROKER_KIND!r}")
 
@@ -115,6 +116,9 @@ def pytest_collection_modifyitems(config, items):
             m = item.get_closest_marker("single_node")
             if m:
                 item.add_marker(pytest.mark.skip(reason="one node's own state: " + (m.args[0] if m.args else "single node")))
+            gap = item.get_closest_marker("cluster_gap")
+            if gap:
+                item.add_marker(pytest.mark.skip(reason="KNOWN CLUSTER GAP (issue 14): " + gap.args[0]))
 
 
 def pytest_sessionfinish(session, exitstatus):

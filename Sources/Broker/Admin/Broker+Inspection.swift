@@ -352,7 +352,10 @@ extension Broker {
     /// (Administrative action), and its session is discarded either way. False when no session
     /// has that id.
     public func kick(clientId: String) -> Bool {
-        guard let s = session(clientId) else { return false }
+        // An ended session stays in the registry until its deletes are committed; it is gone
+        // for the API already (isDead is written on its loop: a stale read only means a kick
+        // that finds nothing to do there).
+        guard let s = session(clientId), !s.isDead else { return false }
         runOnOwner(s) { ctx in self.kick(s, on: ctx, why: "kicked through the admin API") }
         return true
     }
