@@ -258,8 +258,12 @@ class Broker:
                 self.nodes.append(Broker(self.kind, auth=self.auth, bans=self.bans, rules=self.rules,
                                          extra_toml=toml, **self._overrides))
         marks = [len(n.log_text()) for n in self.nodes]
-        for n in self.nodes:
-            n.start(timeout)
+        try:
+            for n in self.nodes:
+                n.start(timeout)
+        except BaseException:
+            self.stop()          # the nodes that did start must not outlive the test
+            raise
         deadline = time.monotonic() + timeout
         for n, mark in zip(self.nodes, marks):
             while True:
