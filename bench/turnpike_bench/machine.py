@@ -167,3 +167,46 @@ def machine_info(turnpike, mosquitto):
         "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
         "port_range": Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split(),
     }
+
+
+class CpuSampler:
+    """Samples utime+stime of some processes every `interval` s on a thread of its own, so that
+    the cores they used over a window inside a run can be read afterwards (a process that exited
+    keeps its last sample)."""
+
+    def __init__(self, pids, interval=0.1):
+        import threading
+        self.pids = dict(pids)          # name -> pid
+        self.interval = interval
+        self.samples = []               # (time, {name: cpu seconds})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        last = {}
+        while not self._stop.is_set():
+            t = time.time()
+            for name, pid in self.pids.items():
+                try:
+                    last[name] = proc_cpu_s(pid, children=True)
+                except (OSError, IndexError, ValueError):
+                    pass
+            self.samples.append((t, dict(last)))
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+    def cores(self, names, t0, t1):
+        """Cores the processes `names` used together between t0 and t1 (the samples nearest
+        inside that window), or None without two samples in it."""
+        inside = [(t, s) for t, s in self.samples if t0 <= t <= t1]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] < 0.3:
+            return None
+        (ta, a), (tb, b) = inside[0], inside[-1]
+        return sum(b.get(n, 0) - a.get(n, 0) for n in names) / (tb - ta)

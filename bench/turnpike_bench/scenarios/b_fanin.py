@@ -5,7 +5,7 @@ import math
 import time
 
 from ..clients import Client, common
-from ..machine import log
+from ..machine import CpuSampler, log
 from . import HI, INFO, LO, Scenario, family, loss_pct, per_million, register
 
 FANIN_CASES = [(0, 64), (1, 64), (0, 1024), (1, 1024)]
@@ -21,10 +21,16 @@ family("fanin", [
     ("lat_p99_9", "latency p99.9 at that rate", "ms", LO, "{:.2f}"),
     ("lat_max", "latency max at that rate", "ms", LO, "{:.2f}"),
     ("cpu_per_m", "broker CPU per million delivered", "s", LO, "{:.2f}"),
+    ("cpu_cores", "broker CPU at that rate", "cores", INFO, "{:.2f}"),
+    ("mqbench_cpu_per_m", "mqbench CPU per million delivered", "s", INFO, "{:.2f}"),
+    ("mqbench_cores", "mqbench CPU at that rate", "cores", INFO, "{:.2f}"),
+    ("all_cores", "broker + mqbench CPU at that rate", "cores", INFO, "{:.2f}"),
     ("ov_offered", "overload: offered (first failed step)", "msg/s", INFO, "{:,.0f}"),
     ("ov_ingest", "overload: publishers' rate (QoS 1: acked)", "msg/s", HI, "{:,.0f}"),
     ("ov_delivered", "overload: delivered rate", "msg/s", HI, "{:,.0f}"),
     ("ov_loss", "overload: loss", "%", LO, "{:.1f}"),
+    ("ov_cpu_cores", "overload: broker CPU", "cores", INFO, "{:.2f}"),
+    ("ov_mqbench_cores", "overload: mqbench CPU", "cores", INFO, "{:.2f}"),
     ("rss_mib", "broker RSS after the runs", "MiB", LO, "{:.1f}"),
     ("peak_rss_mib", "broker peak RSS", "MiB", LO, "{:.1f}"),
     ("errors", "client errors", "", LO, "{:.0f}"),
@@ -45,16 +51,27 @@ def fanin_step(broker, wd, qos, size, rate, dur, drain, tag):
         raise RuntimeError("fan-in subscriber did not connect: " + sub.stderr()[-500:])
     interval = 0 if rate == 0 else FANIN_PUBS * 1000.0 / rate
     cpu0 = broker.cpu_s()
+    sub_cpu0 = sub.cpu_s()
     pub = Client(wd, f"{tag}-pub", ["pub", *common(broker), "-c", FANIN_PUBS, "-R", 5000,
                                     "-t", topic, "-q", qos, "-s", size, "-I", f"{interval:.4g}",
                                     "-F", 20, "-w", "--duration", dur])
+    sampler = CpuSampler({"broker": broker.pid, "pub": pub.proc.pid, "sub": sub.proc.pid}).start()
     p = pub.result(dur + 30)
     time.sleep(drain)
     sub.interrupt()
     s = sub.result(30)
+    sampler.stop()
     cpu1 = broker.cpu_s()
     rss = broker.rss_kib()
     pub_s = pub.publishing_s(p)
+    # The load generator's own CPU over the same window as the broker's: the publishers' process
+    # from start to exit, the subscriber's from the publishers' start to its exit. Cores: what
+    # each used while the publishers published (from the samples).
+    mq_cpu = pub.cpu_s() + sub.cpu_s() - sub_cpu0
+    t_pub0 = pub.started + (p["duration_s"] - pub_s)
+    t_pub1 = pub.started + p["duration_s"]
+    cores = sampler.cores(["broker"], t_pub0, t_pub1)
+    mq_cores = sampler.cores(["pub", "sub"], t_pub0, t_pub1)
     lat = s["latency_ms"]
     return {
         "offered": rate, "sent": p["sent"], "acked": p["acked"], "received": s["received"],
@@ -63,6 +80,9 @@ def fanin_step(broker, wd, qos, size, rate, dur, drain, tag):
         "loss_pct": loss_pct(p["sent"], s["received"]),
         "p50": lat["p50"], "p99": lat["p99"], "p99_9": lat["p99_9"], "max": lat["max"],
         "cpu_s": cpu1 - cpu0, "cpu_per_m": per_million(cpu1 - cpu0, s["received"]),
+        "cpu_cores": cores,
+        "mqbench_cpu_s": mq_cpu, "mqbench_cpu_per_m": per_million(mq_cpu, s["received"]),
+        "mqbench_cores": mq_cores,
         "rss_mib": rss / 1024,
         "errors": p["errors_total"] + s["errors_total"] + p["connect_failed"]
                   + s["connect_failed"],
@@ -125,7 +145,12 @@ def run_fanin(broker, wd, P, qos, size):
     if good:
         m.update({"max_lossless": good["delivered_rate"], "lat_p50": good["p50"],
                   "lat_p99": good["p99"], "lat_p99_9": good["p99_9"], "lat_max": good["max"],
-                  "cpu_per_m": good["cpu_per_m"]})
+                  "cpu_per_m": good["cpu_per_m"], "cpu_cores": good["cpu_cores"],
+                  "mqbench_cpu_per_m": good["mqbench_cpu_per_m"],
+                  "mqbench_cores": good["mqbench_cores"],
+                  "all_cores": (good["cpu_cores"] + good["mqbench_cores"]
+                                if good["cpu_cores"] is not None and good["mqbench_cores"] is not None
+                                else None)})
     # Overload: QoS 1 as fast as the publishers' windows allow (-I 0 -F 20); QoS 0 has no
     # window, -I 0 would only measure how fast mqbench fills socket buffers, so QoS 0's
     # overload figure is the first ramp step that failed.
@@ -137,10 +162,12 @@ def run_fanin(broker, wd, P, qos, size):
             f"delivered {ov['delivered_rate']:.0f}/s loss {ov['loss_pct']:.1f}%")
         steps.append(ov)
         m.update({"ov_offered": None, "ov_ingest": ov["acked_rate"],
-                  "ov_delivered": ov["delivered_rate"], "ov_loss": ov["loss_pct"]})
+                  "ov_delivered": ov["delivered_rate"], "ov_loss": ov["loss_pct"],
+                  "ov_cpu_cores": ov["cpu_cores"], "ov_mqbench_cores": ov["mqbench_cores"]})
     elif bad:
         m.update({"ov_offered": bad["offered"], "ov_ingest": bad["sent_rate"],
-                  "ov_delivered": bad["delivered_rate"], "ov_loss": bad["loss_pct"]})
+                  "ov_delivered": bad["delivered_rate"], "ov_loss": bad["loss_pct"],
+                  "ov_cpu_cores": bad["cpu_cores"], "ov_mqbench_cores": bad["mqbench_cores"]})
     m["rss_mib"] = broker.rss_kib() / 1024
     m["peak_rss_mib"] = broker.hwm_kib() / 1024
     m["errors"] = sum(s["errors"] for s in steps)
@@ -187,6 +214,12 @@ def fanin_intro(P):
         "windows allow; \"publishers' rate\" is then the broker's acknowledged ingest rate); for "
         "QoS 0 the first failing ramp step (offered rate in the table). Loss there is "
         "(sent − received)/sent.",
+        "",
+        "The load generator runs on the same 2 cores, so each table also shows **mqbench's own "
+        "CPU** (utime+stime of the publishers' and the subscriber's processes over the step) per "
+        "million delivered, and both as cores used while the publishers published (/proc sampled "
+        "every 100 ms). When broker and mqbench together use about 2 cores, the machine, not the "
+        "broker, is what stopped the ramp.",
         "",
     ]
 
