@@ -1,10 +1,15 @@
 """(e) fleet: `mqbench fleet`, cars publishing telemetry at 1 msg/s QoS 1, a shared-subscription
-backend of 4 that sends commands to 10 % of the cars."""
+backend of 4 that sends commands to 10 % of the cars; once with cars and backend in one mqbench
+process, once with the backend in a process of its own (--role)."""
+import http.client
+import math
+import re
 import time
 
+from ..brokers import Broker
 from ..clients import Client, common
-from ..machine import IFADDRS
-from . import HI, LO, Scenario, family, loss_pct, per_million, register
+from ..machine import HOST, IFADDRS, free_port
+from . import HI, INFO, LO, Scenario, family, loss_pct, per_million, register
 
 family("fleet", [
     ("telemetry_rate", "telemetry delivered rate", "msg/s", HI, "{:,.0f}"),
@@ -13,48 +18,124 @@ family("fleet", [
     ("lat_p99", "telemetry latency p99", "ms", LO, "{:.2f}"),
     ("lat_p99_9", "telemetry latency p99.9", "ms", LO, "{:.2f}"),
     ("lat_max", "telemetry latency max", "ms", LO, "{:.2f}"),
+    ("lat_max_connect", "telemetry latency max, sent during the connect phase", "ms", LO, "{:.2f}"),
+    ("lat_max_after", "telemetry latency max, sent after all connected", "ms", LO, "{:.2f}"),
     ("cmd_rtt_p50", "command round trip p50", "ms", LO, "{:.2f}"),
     ("cmd_rtt_p99", "command round trip p99", "ms", LO, "{:.2f}"),
     ("cpu_per_m", "broker CPU per million delivered", "s", LO, "{:.2f}"),
     ("steady_cpu_pct", "broker CPU in steady state", "% of a core", LO, "{:.1f}"),
     ("rss_mib", "broker RSS under load", "MiB", LO, "{:.1f}"),
+    ("broker_lag_connect_ms", "broker loop lag max, connect phase (Turnpike's /metrics)", "ms", INFO, "{:.0f}"),
+    ("broker_lag_after_ms", "broker loop lag max, after all connected", "ms", INFO, "{:.0f}"),
+    ("mqbench_lag_connect_ms", "mqbench loop lag max, connect phase", "ms", INFO, "{:.0f}"),
+    ("mqbench_lag_after_ms", "mqbench loop lag max, after all connected", "ms", INFO, "{:.0f}"),
     ("errors", "client errors", "", LO, "{:.0f}"),
-], ["telemetry_rate", "lat_p50", "lat_p99", "cmd_rtt_p99", "cpu_per_m", "rss_mib"])
+], ["telemetry_rate", "lat_p99", "lat_max", "lat_max_connect", "cpu_per_m", "rss_mib"],
+    match=lambda ck: ck in ("fleet", "fleet-split"))
+
+LAG = re.compile(r'^turnpike_loop_longest_iteration_seconds\{loop="\d+"\} (\S+)$', re.M)
 
 
-def run_fleet(broker, wd, P):
+def broker_lag_ms(port):
+    """Turnpike's longest loop iteration since the last scrape (any loop), in ms; None without
+    an admin listener."""
+    if port is None:
+        return None
+    try:
+        c = http.client.HTTPConnection(HOST, port, timeout=5)
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+        c.close()
+    except OSError:
+        return None
+    vals = [float(v) * 1000 for v in LAG.findall(body)]
+    return max(vals) if vals else None
+
+
+def phase_max(series, t_all, which):
+    """Max latency (ms) of the messages sent during the connect phase (send second up to the one
+    in which the last client connected) or after it, from mqbench's latency_series."""
+    if not series or t_all is None:
+        return None
+    cut = math.floor(t_all)
+    vals = [mx for sec, n, mx in series if (sec <= cut) == (which == "connect") and n]
+    return max(vals) / 1000 if vals else None
+
+
+def lag_phase_max(lags, t_all, which):
+    """mqbench's loop lag: entries are [second, ms over the second before it]."""
+    if not lags or t_all is None:
+        return None
+    vals = [ms for sec, ms in lags if (sec - 1 <= t_all) == (which == "connect")]
+    return max(vals) if vals else None
+
+
+def run_fleet(broker, wd, P, split):
     cars = P["fleet_cars"]
     dur = P["fleet_dur"]
+    admin = getattr(broker, "admin_port", None)
+    notes = []
+    cars_argv = ["fleet", *common(broker), "--ifaddr", IFADDRS, "-c", cars, "-R", 5000,
+                 "--rate", 1, "-q", 1, "--backend", 4, "--duration", dur]
+    be = None
+    if split:
+        # The backend first, in a process of its own; it stops when the cars stop.
+        be = Client(wd, "fleet-backend", ["fleet", *common(broker), "-c", cars, "-q", 1,
+                                          "--backend", 4, "--role", "backend",
+                                          "--duration", dur + 60])
+        if be.wait_ready(10) is None:
+            raise RuntimeError("fleet backend did not connect: " + be.stderr()[-500:])
+    broker_lag_ms(admin)                                   # a new lag period from here
     cpu0 = broker.cpu_s()
-    f = Client(wd, "fleet", ["fleet", *common(broker), "--ifaddr", IFADDRS, "-c", cars,
-                             "-R", 5000, "--rate", 1, "-q", 1, "--backend", 4,
-                             "--duration", dur])
+    f = Client(wd, "fleet-cars" if split else "fleet", cars_argv + (["--role", "cars"] if split else []))
     ready = f.wait_ready(60)
-    notes = [] if ready else ["not every car connected"]
+    if not ready:
+        notes.append("not every car connected")
+    lag_connect = broker_lag_ms(admin)
     cpu_ready = broker.cpu_s()
     t_ready = time.time()
     time.sleep(max(0.5, dur - (time.time() - f.started) - 2))
     cpu_steady = broker.cpu_s()
     t_steady = time.time()
     rss = broker.rss_kib()
+    lag_after = broker_lag_ms(admin)
+    if be:
+        time.sleep(max(0.0, f.started + dur - time.time()))
+        be.interrupt()
     r = f.result(dur + 60)
+    rb = be.result(30) if be else r
     cpu1 = broker.cpu_s()
-    fl = r["fleet"]
-    delivered = fl["telemetry_received"] + fl["commands_received"] + fl["commands_round_tripped"]
-    lat = r["latency_ms"]
+    fl, fb = r["fleet"], rb["fleet"]
+    sent = fl["telemetry_sent"]
+    received = fb["telemetry_received"]
+    delivered = received + fl["commands_received"] + fb["commands_round_tripped"]
+    lat = rb["latency_ms"]
+    t_all = r.get("all_connected_at")
+    series = rb.get("latency_series")
+    lags = [x for rep in ([r, rb] if be else [r]) for x in (rep.get("loop_lag_ms") or [])]
     m = {
-        "telemetry_rate": fl["telemetry_received"] / r["duration_s"],
-        "telemetry_loss_pct": loss_pct(fl["telemetry_sent"], fl["telemetry_received"]),
+        "telemetry_rate": received / r["duration_s"],
+        "telemetry_loss_pct": loss_pct(sent, received),
         "lat_p50": lat["p50"], "lat_p99": lat["p99"], "lat_p99_9": lat["p99_9"],
         "lat_max": lat["max"],
-        "cmd_rtt_p50": fl["command_round_trip_ms"]["p50"],
-        "cmd_rtt_p99": fl["command_round_trip_ms"]["p99"],
+        "lat_max_connect": phase_max(series, t_all, "connect"),
+        "lat_max_after": phase_max(series, t_all, "after"),
+        "cmd_rtt_p50": fb["command_round_trip_ms"]["p50"],
+        "cmd_rtt_p99": fb["command_round_trip_ms"]["p99"],
         "cpu_per_m": per_million(cpu1 - cpu0, delivered),
         "steady_cpu_pct": (cpu_steady - cpu_ready) / (t_steady - t_ready) * 100,
         "rss_mib": rss / 1024,
-        "errors": r["errors_total"] + r["connect_failed"],
+        "broker_lag_connect_ms": lag_connect,
+        "broker_lag_after_ms": lag_after,
+        "mqbench_lag_connect_ms": lag_phase_max(lags, t_all, "connect"),
+        "mqbench_lag_after_ms": lag_phase_max(lags, t_all, "after"),
+        "errors": r["errors_total"] + r["connect_failed"]
+                  + ((rb["errors_total"] + rb["connect_failed"]) if be else 0),
+        # For a closer look (the JSON only): per send second [second, count, max µs], and when
+        # the last car connected.
+        "latency_series": series, "all_connected_at": t_all,
     }
-    return {"fleet": m}, notes, [f.argv]
+    return {"fleet-split" if split else "fleet": m}, notes, ([be.argv] if be else []) + [f.argv]
 
 
 @register
@@ -64,15 +145,38 @@ class Fleet(Scenario):
     title = "(e) fleet: {fleet_cars:,} cars, 1 msg/s QoS 1, shared backend of 4"
     full = dict(fleet_cars=10000, fleet_dur=25.0)
     quick = dict(fleet_cars=1000, fleet_dur=6.0)
+    case_labels = {"fleet": "cars and backend in one mqbench process",
+                   "fleet-split": "backend in an mqbench process of its own"}
+
+    def parts(self):
+        return [("fleet", False), ("fleet", True)]
+
+    def broker(self, kind, wd, part):
+        # Turnpike gets its admin listener, read twice a run for its loop lag.
+        if kind != "turnpike":
+            return Broker(kind, wd)
+        port = free_port()
+        b = Broker(kind, wd, extra_toml=f"\n[admin]\nport = {port}\n")
+        b.admin_port = port
+        return b
 
     def run_part(self, part, broker, wd, P):
-        return (*run_fleet(broker, wd, P), None)
+        return (*run_fleet(broker, wd, P, part[1]), None)
 
     def bullet(self, P):
         return (f"- (e) `mqbench fleet` with {P['fleet_cars']:,} cars (connected at 5,000/s), telemetry "
                 "at 1 msg/s each, QoS 1, 4 backend clients sharing `$share/backend/cars/+/telemetry`, "
                 f"10 % of the cars getting commands; {P['fleet_dur']:g} s including the connect phase. "
+                "It runs twice on fresh brokers: cars and backend in one mqbench process (as before "
+                "2026-12-02), and the backend in a process of its own (`--role backend`, started first, "
+                "stopped when the cars stop; the cars `--role cars`), so that its reads do not wait for "
+                "the cars' connects and publishes on the same loops. "
                 "CPU per million counts every delivery (telemetry, commands, command acks) over the "
                 "whole run; steady-state CPU is sampled after all cars connected. \"Not delivered by the "
                 "end\" is telemetry sent but not received when the run stopped (in flight at the stop "
-                "included).")
+                "included). The maximum latency is split by send time: messages sent up to the second in "
+                "which the last car had its SUBACK (the connect phase), and after. Loop lag is the longest "
+                "event-loop iteration: mqbench's own (both processes), and Turnpike's from "
+                "`turnpike_loop_longest_iteration_seconds` (an admin listener on loopback, scraped when "
+                "the cars start, when all are connected and 2 s before the end; mosquitto has no such "
+                "figure).")
