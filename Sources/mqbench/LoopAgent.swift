@@ -119,8 +119,8 @@ final class LoopAgent: MQTTConnectionDelegate {
     var commandRTT = makeHistogram()
     /// PUBLISH sent → PUBACK/PUBCOMP received, for `pub` at QoS 1/2.
     var ackLatency = makeHistogram()
-    /// `latency` per second of send time (µs since the epoch / 1e6): count and maximum, so a
-    /// report can say when its slowest messages were sent (e.g. during the connect phase).
+    /// `latency` per 100 ms of send time (key: ms since the epoch / 100): count and maximum, so
+    /// a report can say when its slowest messages were sent (e.g. during the connect phase).
     var latencySeries: [UInt64: SecondStats] = [:]
     var failures: [String: Int] = [:]
 
@@ -329,7 +329,7 @@ final class LoopAgent: MQTTConnectionDelegate {
         guard ts <= now &+ 1_000_000, now &- ts < 3_600_000_000 else { return }
         let v = now > ts ? now - ts : 0
         latency.recordClamped(v)
-        latencySeries[ts / 1_000_000, default: SecondStats()].add(v)
+        latencySeries[ts / 100_000, default: SecondStats()].add(v)
     }
 
     // MARK: Publishing

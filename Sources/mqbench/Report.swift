@@ -87,7 +87,8 @@ struct Report: Codable {
     var errors_total: Int
     var fleet: Fleet?
     var workers: Int
-    /// Message latency by second of send time: [epoch second, count, max µs] (sub, fleet).
+    /// Message latency by send time: [ms since the epoch, rounded down to 100 ms, count, max µs]
+    /// (sub, fleet).
     var latency_series: [[UInt64]]?
     /// mqbench's own event-loop lag: [epoch second, longest iteration of any loop in ms over the
     /// second before], one per live line; and its maximum.
@@ -96,6 +97,8 @@ struct Report: Codable {
     /// When every client of the run was connected (and subscribed, for sub and fleet), s since
     /// the epoch; nil when some never were.
     var all_connected_at: Double?
+    /// When the clients stopped publishing (--duration reached or a signal), s since the epoch.
+    var stopped_at: Double?
     /// Raw histogram buckets (latency, connect, command, command_rtt) so reports can be merged.
     var histograms: [String: HistogramData]
 
@@ -103,7 +106,7 @@ struct Report: Codable {
                       histograms: [String: LatencyHistogram], errors: [String: Int],
                       fleet: (cars: Int, backend: Int)?, workers: Int,
                       latencySeries: [[UInt64]] = [], loopLag: [[UInt64]] = [],
-                      allConnectedAt: Double? = nil) -> Report {
+                      allConnectedAt: Double? = nil, stoppedAt: Double? = nil) -> Report {
         let d = Swift.max(duration, 0.001)
         let empty = makeHistogram()
         var r = Report(
@@ -121,7 +124,7 @@ struct Report: Codable {
             latency_series: latencySeries.isEmpty ? nil : latencySeries,
             loop_lag_ms: loopLag.isEmpty ? nil : loopLag,
             loop_lag_max_ms: loopLag.isEmpty ? nil : loopLag.map { $0[1] }.max(),
-            all_connected_at: allConnectedAt,
+            all_connected_at: allConnectedAt, stopped_at: stoppedAt,
             histograms: histograms.mapValues(histogramData))
         if let f = fleet {
             r.fleet = Fleet(cars: f.cars, backend: f.backend, telemetry_sent: totals.sent,
@@ -146,6 +149,7 @@ struct Report: Codable {
         var series: [UInt64: (UInt64, UInt64)] = [:]
         var lag: [UInt64: UInt64] = [:]
         var allConnected: Double? = 0
+        var stopped: Double?
         for p in parts {
             for e in p.latency_series ?? [] where e.count == 3 {
                 let m = series[e[0]] ?? (0, 0)
@@ -153,6 +157,7 @@ struct Report: Codable {
             }
             for e in p.loop_lag_ms ?? [] where e.count == 2 { lag[e[0]] = Swift.max(lag[e[0]] ?? 0, e[1]) }
             if let a = p.all_connected_at, let b = allConnected { allConnected = Swift.max(a, b) } else { allConnected = nil }
+            if let a = p.stopped_at { stopped = Swift.min(a, stopped ?? a) }
             clients += p.clients
             totals.connectOK += p.connected
             totals.connectFailed += p.connect_failed
@@ -179,7 +184,8 @@ struct Report: Codable {
                      histograms: hist, errors: errors, fleet: first.fleet == nil ? nil : (cars, backend),
                      workers: parts.count,
                      latencySeries: series.keys.sorted().map { [$0, series[$0]!.0, series[$0]!.1] },
-                     loopLag: lag.keys.sorted().map { [$0, lag[$0]!] }, allConnectedAt: allConnected)
+                     loopLag: lag.keys.sorted().map { [$0, lag[$0]!] }, allConnectedAt: allConnected,
+                     stoppedAt: stopped)
     }
 
     func jsonString() -> String {

@@ -119,6 +119,7 @@ final class Runner {
             usleep(issued < plan.count ? 2_000 : 10_000)
         }
         let runTime = elapsed()
+        let stoppedAt = Double(wallClockMicroseconds()) / 1_000_000
 
         // Drain: no new publishes; each client disconnects once its window is empty.
         for a in agents { a.loop.execute { a.beginStop() } }
@@ -127,6 +128,10 @@ final class Runner {
         for a in agents { a.loop.execute { a.forceClose() } }
         let closeEnd = elapsed() + 2
         while Totals(stats).open > 0 && elapsed() < closeEnd { usleep(5_000) }
+        // The loops' lag while the clients stopped (after the last live line).
+        let stopLag = agents.map { $0.loop.takeLongestIteration() }.max() ?? 0
+        let stopSecond = wallClockMicroseconds() / 1_000_000
+        lagSeries[stopSecond] = max(lagSeries[stopSecond] ?? 0, stopLag)
         group.stopAndJoin()
 
         // The loops are joined: their state can be read here.
@@ -159,9 +164,9 @@ final class Runner {
         return Report.build(command: plan.command.rawValue, clients: plan.count, totals: Totals(stats),
                             duration: runTime, qos: Int(plan.qos.rawValue), histograms: hist, errors: errors,
                             fleet: plan.command == .fleet ? (plan.cars, plan.backends) : nil, workers: 1,
-                            latencySeries: series.keys.sorted().map { [$0, series[$0]!.count, series[$0]!.max] },
+                            latencySeries: series.keys.sorted().map { [$0 * 100, series[$0]!.count, series[$0]!.max] },
                             loopLag: lagSeries.keys.sorted().map { [$0, lagSeries[$0]!] },
-                            allConnectedAt: allConnectedAt)
+                            allConnectedAt: allConnectedAt, stoppedAt: stoppedAt)
     }
 
     private func liveLine(_ now: Double, _ t: Totals, _ last: Totals, _ dt: Double) -> String {

@@ -55,7 +55,7 @@ struct Totals {
     }
 }
 
-/// Latencies of the messages sent in one second: how many, and the largest (µs).
+/// Latencies of the messages sent in one interval: how many, and the largest (µs).
 struct SecondStats {
     var count: UInt64 = 0
     var max: UInt64 = 0

@@ -2,7 +2,6 @@
 backend of 4 that sends commands to 10 % of the cars; once with cars and backend in one mqbench
 process, once with the backend in a process of its own (--role)."""
 import http.client
-import math
 import re
 import time
 
@@ -19,18 +18,21 @@ family("fleet", [
     ("lat_p99_9", "telemetry latency p99.9", "ms", LO, "{:.2f}"),
     ("lat_max", "telemetry latency max", "ms", LO, "{:.2f}"),
     ("lat_max_connect", "telemetry latency max, sent during the connect phase", "ms", LO, "{:.2f}"),
-    ("lat_max_after", "telemetry latency max, sent after all connected", "ms", LO, "{:.2f}"),
+    ("lat_max_steady", "telemetry latency max, sent after all connected (less the last second)", "ms", LO, "{:.2f}"),
+    ("lat_max_stop", "telemetry latency max, sent in the last second (then every car stops at once)", "ms", LO, "{:.2f}"),
     ("cmd_rtt_p50", "command round trip p50", "ms", LO, "{:.2f}"),
     ("cmd_rtt_p99", "command round trip p99", "ms", LO, "{:.2f}"),
     ("cpu_per_m", "broker CPU per million delivered", "s", LO, "{:.2f}"),
     ("steady_cpu_pct", "broker CPU in steady state", "% of a core", LO, "{:.1f}"),
     ("rss_mib", "broker RSS under load", "MiB", LO, "{:.1f}"),
     ("broker_lag_connect_ms", "broker loop lag max, connect phase (Turnpike's /metrics)", "ms", INFO, "{:.0f}"),
-    ("broker_lag_after_ms", "broker loop lag max, after all connected", "ms", INFO, "{:.0f}"),
+    ("broker_lag_steady_ms", "broker loop lag max, after all connected", "ms", INFO, "{:.0f}"),
+    ("broker_lag_stop_ms", "broker loop lag max, the cars stopping", "ms", INFO, "{:.0f}"),
     ("mqbench_lag_connect_ms", "mqbench loop lag max, connect phase", "ms", INFO, "{:.0f}"),
-    ("mqbench_lag_after_ms", "mqbench loop lag max, after all connected", "ms", INFO, "{:.0f}"),
+    ("mqbench_lag_steady_ms", "mqbench loop lag max, after all connected", "ms", INFO, "{:.0f}"),
+    ("mqbench_lag_stop_ms", "mqbench loop lag max, the cars stopping", "ms", INFO, "{:.0f}"),
     ("errors", "client errors", "", LO, "{:.0f}"),
-], ["telemetry_rate", "lat_p99", "lat_max", "lat_max_connect", "cpu_per_m", "rss_mib"],
+], ["lat_p99", "lat_max_connect", "lat_max_steady", "lat_max_stop", "cpu_per_m", "rss_mib"],
     match=lambda ck: ck in ("fleet", "fleet-split"))
 
 LAG = re.compile(r'^turnpike_loop_longest_iteration_seconds\{loop="\d+"\} (\S+)$', re.M)
@@ -52,21 +54,33 @@ def broker_lag_ms(port):
     return max(vals) if vals else None
 
 
-def phase_max(series, t_all, which):
-    """Max latency (ms) of the messages sent during the connect phase (send second up to the one
-    in which the last client connected) or after it, from mqbench's latency_series."""
-    if not series or t_all is None:
+def phase(t, t_all, t_stop):
+    """connect (before the last car had its SUBACK), stop (the last second before the cars
+    stopped, and after), or steady."""
+    if t < t_all:
+        return "connect"
+    return "stop" if t >= t_stop - 1.0 else "steady"
+
+
+def phase_max(series, t_all, t_stop, which):
+    """Max latency (ms) of the messages sent in one phase, from mqbench's latency_series
+    ([send ms rounded down to 100 ms, count, max µs]; a bucket belongs to the phase of its end)."""
+    if not series or t_all is None or t_stop is None:
         return None
-    cut = math.floor(t_all)
-    vals = [mx for sec, n, mx in series if (sec <= cut) == (which == "connect") and n]
+    vals = [mx for ms, n, mx in series if n and phase(ms / 1000 + 0.1, t_all, t_stop) == which]
     return max(vals) / 1000 if vals else None
 
 
-def lag_phase_max(lags, t_all, which):
-    """mqbench's loop lag: entries are [second, ms over the second before it]."""
-    if not lags or t_all is None:
+def lag_phase_max(lags, t_all, t_stop, which):
+    """mqbench's loop lag: entries are [second, ms over the second or so before it] (the last
+    one read after the stop)."""
+    if not lags or t_all is None or t_stop is None:
         return None
-    vals = [ms for sec, ms in lags if (sec - 1 <= t_all) == (which == "connect")]
+    def of(sec):     # the entry read at sec + ~0.5 covers about the second before
+        if sec - 0.5 < t_all:
+            return "connect"
+        return "stop" if sec + 0.5 >= t_stop else "steady"
+    vals = [ms for sec, ms in lags if of(sec) == which]
     return max(vals) if vals else None
 
 
@@ -98,12 +112,13 @@ def run_fleet(broker, wd, P, split):
     cpu_steady = broker.cpu_s()
     t_steady = time.time()
     rss = broker.rss_kib()
-    lag_after = broker_lag_ms(admin)
+    lag_steady = broker_lag_ms(admin)
     if be:
         time.sleep(max(0.0, f.started + dur - time.time()))
         be.interrupt()
     r = f.result(dur + 60)
     rb = be.result(30) if be else r
+    lag_stop = broker_lag_ms(admin)
     cpu1 = broker.cpu_s()
     fl, fb = r["fleet"], rb["fleet"]
     sent = fl["telemetry_sent"]
@@ -111,6 +126,7 @@ def run_fleet(broker, wd, P, split):
     delivered = received + fl["commands_received"] + fb["commands_round_tripped"]
     lat = rb["latency_ms"]
     t_all = r.get("all_connected_at")
+    t_stop = r.get("stopped_at")
     series = rb.get("latency_series")
     lags = [x for rep in ([r, rb] if be else [r]) for x in (rep.get("loop_lag_ms") or [])]
     m = {
@@ -118,22 +134,25 @@ def run_fleet(broker, wd, P, split):
         "telemetry_loss_pct": loss_pct(sent, received),
         "lat_p50": lat["p50"], "lat_p99": lat["p99"], "lat_p99_9": lat["p99_9"],
         "lat_max": lat["max"],
-        "lat_max_connect": phase_max(series, t_all, "connect"),
-        "lat_max_after": phase_max(series, t_all, "after"),
+        "lat_max_connect": phase_max(series, t_all, t_stop, "connect"),
+        "lat_max_steady": phase_max(series, t_all, t_stop, "steady"),
+        "lat_max_stop": phase_max(series, t_all, t_stop, "stop"),
         "cmd_rtt_p50": fb["command_round_trip_ms"]["p50"],
         "cmd_rtt_p99": fb["command_round_trip_ms"]["p99"],
         "cpu_per_m": per_million(cpu1 - cpu0, delivered),
         "steady_cpu_pct": (cpu_steady - cpu_ready) / (t_steady - t_ready) * 100,
         "rss_mib": rss / 1024,
         "broker_lag_connect_ms": lag_connect,
-        "broker_lag_after_ms": lag_after,
-        "mqbench_lag_connect_ms": lag_phase_max(lags, t_all, "connect"),
-        "mqbench_lag_after_ms": lag_phase_max(lags, t_all, "after"),
+        "broker_lag_steady_ms": lag_steady,
+        "broker_lag_stop_ms": lag_stop,
+        "mqbench_lag_connect_ms": lag_phase_max(lags, t_all, t_stop, "connect"),
+        "mqbench_lag_steady_ms": lag_phase_max(lags, t_all, t_stop, "steady"),
+        "mqbench_lag_stop_ms": lag_phase_max(lags, t_all, t_stop, "stop"),
         "errors": r["errors_total"] + r["connect_failed"]
                   + ((rb["errors_total"] + rb["connect_failed"]) if be else 0),
-        # For a closer look (the JSON only): per send second [second, count, max µs], and when
-        # the last car connected.
-        "latency_series": series, "all_connected_at": t_all,
+        # For a closer look (the JSON only): per 100 ms of send time [ms, count, max µs], when
+        # the last car connected, when they stopped.
+        "latency_series": series, "all_connected_at": t_all, "stopped_at": t_stop,
     }
     return {"fleet-split" if split else "fleet": m}, notes, ([be.argv] if be else []) + [f.argv]
 
@@ -174,9 +193,11 @@ class Fleet(Scenario):
                 "CPU per million counts every delivery (telemetry, commands, command acks) over the "
                 "whole run; steady-state CPU is sampled after all cars connected. \"Not delivered by the "
                 "end\" is telemetry sent but not received when the run stopped (in flight at the stop "
-                "included). The maximum latency is split by send time: messages sent up to the second in "
-                "which the last car had its SUBACK (the connect phase), and after. Loop lag is the longest "
-                "event-loop iteration: mqbench's own (both processes), and Turnpike's from "
+                "included). The maximum latency is split by send time (100 ms buckets): before the last car "
+                "had its SUBACK (the connect phase), the last second before the cars stop (mqbench then "
+                "disconnects all of them at once, and what was in flight arrives while the broker closes "
+                "10,000 connections), and the steady state between. Loop lag is the longest "
+                "event-loop iteration per phase: mqbench's own (both processes), and Turnpike's from "
                 "`turnpike_loop_longest_iteration_seconds` (an admin listener on loopback, scraped when "
-                "the cars start, when all are connected and 2 s before the end; mosquitto has no such "
-                "figure).")
+                "the cars start, when all are connected, 2 s before the stop and after it; mosquitto has "
+                "no such figure).")
