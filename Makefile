@@ -54,7 +54,7 @@ clean:
 fuzz: deps
 	fuzz/run.sh $(or $(FUZZ_SECONDS),60) $(or $(FUZZ_TARGET),codec)
 
-## bench: Turnpike against mosquitto, all scenarios (a)-(g), 3 runs (~50 min); results in bench/results/
+## bench: Turnpike against mosquitto, all scenarios (a)-(h), 3 runs (~60 min); results in bench/results/
 bench: deps
 	bench/run.sh
 

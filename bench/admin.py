@@ -29,7 +29,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (bench/run.py: Broker, Client, machine checks)
+from turnpike_bench import brokers, clients  # noqa: E402
+from turnpike_bench.brokers import Broker  # noqa: E402
+from turnpike_bench.clients import Client, common  # noqa: E402
+from turnpike_bench.machine import HOST, IFADDRS, ROOT, free_port, log, wait_idle  # noqa: E402
 
 KEY, SECRET = "bench", "bench-secret"
 # mqbench pings at half the keepalive: with its default (300 s) all 19,000 clients ping at once
@@ -46,7 +49,7 @@ class HTTP:
     """One kept-alive connection to the admin listener."""
 
     def __init__(self, port):
-        self.c = http.client.HTTPConnection(bench.HOST, port, timeout=10)
+        self.c = http.client.HTTPConnection(HOST, port, timeout=10)
 
     def get(self, path):
         t0 = time.perf_counter()
@@ -104,26 +107,26 @@ def main():
     ap.add_argument("--window", type=float, default=20.0, help="seconds per CPU window (20)")
     ap.add_argument("--runs", type=int, default=3, help="windows of each kind, alternating (3)")
     ap.add_argument("--requests", type=int, default=100, help="timed GET /api/v5/clients?limit=100 (100)")
-    ap.add_argument("--out", default=str(bench.ROOT / "bench/results"))
+    ap.add_argument("--out", default=str(ROOT / "bench/results"))
     args = ap.parse_args()
 
-    if not bench.TURNPIKE.exists() or not bench.MQBENCH.exists():
-        sys.exit(f"build release first: {bench.TURNPIKE}, {bench.MQBENCH}")
-    admin_port = bench.free_port()
-    bench.TURNPIKE_TOML += f'\n[admin]\nport = {admin_port}\napi_key = "{KEY}"\napi_secret = "{SECRET}"\n'
+    if not brokers.TURNPIKE.exists() or not clients.MQBENCH.exists():
+        sys.exit(f"build release first: {brokers.TURNPIKE}, {clients.MQBENCH}")
+    admin_port = free_port()
+    admin_toml = f'\n[admin]\nport = {admin_port}\napi_key = "{KEY}"\napi_secret = "{SECRET}"\n'
     wd = Path(tempfile.mkdtemp(prefix="tp-bench-admin-"))
-    waited, busy = bench.wait_idle()
-    bench.log(f"machine idle after {waited:.0f} s ({busy:.2f} cores busy)")
-    b = bench.Broker("turnpike", wd).start()
+    waited, busy = wait_idle()
+    log(f"machine idle after {waited:.0f} s ({busy:.2f} cores busy)")
+    b = Broker("turnpike", wd, extra_toml=admin_toml).start()
     b.admin_port = admin_port
     results = {"clients": args.clients, "window_s": args.window, "runs": args.runs}
     notes = []
     try:
-        c = bench.Client(wd, "conn", ["conn", *bench.common(b), "--ifaddr", bench.IFADDRS, "-c", args.clients,
-                                      "-R", 20000, "-k", KEEPALIVE, "--duration", 900])
+        c = Client(wd, "conn", ["conn", *common(b), "--ifaddr", IFADDRS, "-c", args.clients,
+                                "-R", 20000, "-k", KEEPALIVE, "--duration", 900])
         connect_s, settled = c.wait_connects_settled(120)
         live = json.loads(HTTP(admin_port).get("/api/v5/stats?aggregate=true")[1])["live_connections.count"]
-        bench.log(f"{live} clients connected ({connect_s} s)")
+        log(f"{live} clients connected ({connect_s} s)")
         results["connected"] = live
         if live < args.clients:
             notes.append(f"only {live} of {args.clients} clients connected")
@@ -140,7 +143,7 @@ def main():
             cpu, t = window(b, args.window, 2.0, DASHBOARD_POLL)
             dash.append(cpu)
             dash_times += t
-            bench.log(f"run {i + 1}: idle {idle[-1] * 100:.2f} %, scraping {scrape[-1] * 100:.2f} %, "
+            log(f"run {i + 1}: idle {idle[-1] * 100:.2f} %, scraping {scrape[-1] * 100:.2f} %, "
                       f"dashboard {dash[-1] * 100:.2f} % of a core")
         http = HTTP(admin_port)
         _, body = http.get("/metrics")
@@ -218,7 +221,7 @@ def write(r, notes, args, command):
         lines += ["Notes:", ""] + [f"- {x}" for x in notes] + [""]
     lines += ["Raw figures:", "", "```json", json.dumps(r, indent=1), "```", ""]
     path.write_text("\n".join(lines))
-    bench.log(f"wrote {path}")
+    log(f"wrote {path}")
 
 
 if __name__ == "__main__":

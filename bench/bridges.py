@@ -1,4 +1,4 @@
-"""Scenario (g) of bench/run.py: 1,000 cars publish QoS 1 telemetry (256 B JSON with the send
+"""Scenario (g) of bench/run.py (registered by turnpike_bench/scenarios/g_bridges.py): 1,000 cars publish QoS 1 telemetry (256 B JSON with the send
 time in it, `mqbench pub --json-payload`), one rule sends every message to a Kafka bridge (a real
 Kafka-protocol broker, noida-db) or a PostgreSQL bridge (a real PostgreSQL 15), both started here
 with the helpers the integration tests use (Tests/integration/servers.py).
@@ -29,8 +29,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "Tests/integration"))
 import servers  # noqa: E402  (the integration tests' Kafka and PostgreSQL helpers)
+from turnpike_bench.brokers import LABEL, Broker  # noqa: E402
+from turnpike_bench.clients import Client, common  # noqa: E402
+from turnpike_bench.machine import log  # noqa: E402
 
 CARS = 1000
 SIZE = 256
@@ -104,14 +108,14 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def publishers(R, broker, wd, name, per_car, mode, rate):
+def publishers(broker, wd, name, per_car, mode, rate):
     interval = 0 if mode == "max" else CARS * 1000.0 / rate
-    return R.Client(wd, name, ["pub", *R.common(broker), "-c", CARS, "-R", 5000, "-t", TOPIC, "-q", 1,
-                               "-s", SIZE, "--json-payload", "-I", f"{interval:.4g}", "-F", 20,
-                               "-L", per_car, "-w", "--duration", 300])
+    return Client(wd, name, ["pub", *common(broker), "-c", CARS, "-R", 5000, "-t", TOPIC, "-q", 1,
+                             "-s", SIZE, "--json-payload", "-I", f"{interval:.4g}", "-F", 20,
+                             "-L", per_car, "-w", "--duration", 300])
 
 
-def run_bridged(R, kind, wd, P, sink, server, mode, ack, tag, n):
+def run_bridged(kind, wd, P, sink, server, mode, ack, tag, n):
     """One Turnpike run with a bridge: returns the case's figures and notes."""
     ack_arg = ", ack = 'after_sink'" if ack else ""
     rules = Path(wd) / f"rules-{tag}"
@@ -129,10 +133,10 @@ def run_bridged(R, kind, wd, P, sink, server, mode, ack, tag, n):
         (rules / "to_pg.sql").write_text(PG_RULE.format(table=table, ack=ack_arg))
         toml = PG_TOML.format(dsn=server.dsn)
         rate = PG_RATE
-    b = R.Broker(kind, wd, extra_toml=f'\n[rules]\ndir = "{rules}"\n' + toml).start()
+    b = Broker(kind, wd, extra_toml=f'\n[rules]\ndir = "{rules}"\n' + toml).start()
     notes = []
     try:
-        pub = publishers(R, b, wd, f"g-{tag}-pub", per_car, mode, rate)
+        pub = publishers(b, wd, f"g-{tag}-pub", per_car, mode, rate)
         if pub.wait_ready(60) is None:
             raise RuntimeError("cars did not all connect: " + pub.stderr()[-500:])
         cpu0 = b.cpu_s()
@@ -146,7 +150,7 @@ def run_bridged(R, kind, wd, P, sink, server, mode, ack, tag, n):
                 break
             if landed != last:
                 last, last_change = landed, time.time()
-            elif pub.proc.poll() is not None and time.time() - last_change > 20:
+            elif pub.poll() is not None and time.time() - last_change > 20:
                 break
             time.sleep(0.1 if sink == "kafka" else 0.25)
         t_landed = time.time()
@@ -185,7 +189,7 @@ def run_bridged(R, kind, wd, P, sink, server, mode, ack, tag, n):
             "ack_p99": (p.get("ack_ms") or {}).get("p99"),
             "landed": landed, "expected": expected,
         }
-        R.log(f"    {tag}: {landed}/{expected} landed, {m['rate'] or 0:,.0f}/s, "
+        log(f"    {tag}: {landed}/{expected} landed, {m['rate'] or 0:,.0f}/s, "
               f"{m['cpu_us'] or 0:.1f} µs/msg, p99 {m['lat_p99'] or 0:.1f} ms, ack p99 {m['ack_p99']}")
         return m, notes, [pub.argv]
     finally:
@@ -196,18 +200,18 @@ def run_bridged(R, kind, wd, P, sink, server, mode, ack, tag, n):
             server.sql(f"DROP TABLE {table}")
 
 
-def run_reference(R, kind, wd, P, mode, tag):
+def run_reference(kind, wd, P, mode, tag):
     """The same load against a broker without a sink: one QoS 0 subscriber on cars/+/telemetry."""
     per_car = P[f"ref_{mode}"]
     expected = CARS * per_car
-    b = R.Broker(kind, wd).start()
+    b = Broker(kind, wd).start()
     notes = []
     try:
-        sub = R.Client(wd, f"g-{tag}-sub", ["sub", *R.common(b), "-c", 1, "-t", "cars/+/telemetry", "-q", 0,
-                                            "--duration", 400])
+        sub = Client(wd, f"g-{tag}-sub", ["sub", *common(b), "-c", 1, "-t", "cars/+/telemetry", "-q", 0,
+                                          "--duration", 400])
         if sub.wait_ready(10) is None:
             raise RuntimeError("subscriber did not connect: " + sub.stderr()[-500:])
-        pub = publishers(R, b, wd, f"g-{tag}-pub", per_car, mode, KAFKA_RATE)
+        pub = publishers(b, wd, f"g-{tag}-pub", per_car, mode, KAFKA_RATE)
         if pub.wait_ready(60) is None:
             raise RuntimeError("cars did not all connect: " + pub.stderr()[-500:])
         cpu0 = b.cpu_s()
@@ -230,7 +234,7 @@ def run_reference(R, kind, wd, P, mode, tag):
             "ack_p99": (p.get("ack_ms") or {}).get("p99"),
             "landed": s["received"], "expected": expected,
         }
-        R.log(f"    {kind} {tag}: acked {m['ingest'] or 0:,.0f}/s, delivered {m['rate'] or 0:,.0f}/s, "
+        log(f"    {kind} {tag}: acked {m['ingest'] or 0:,.0f}/s, delivered {m['rate'] or 0:,.0f}/s, "
               f"{m['cpu_us'] or 0:.1f} µs/msg, p99 {m['lat_p99']} ms")
         return m, notes, [sub.argv, pub.argv]
     finally:
@@ -239,9 +243,9 @@ def run_reference(R, kind, wd, P, mode, tag):
             notes.append(note)
 
 
-def run_scenario(R, kind, wd, P):
-    """Every case of (g) for one broker kind; the shape run.py's run_scenario returns."""
-    G = QUICK if P is R.QUICK else FULL
+def run_scenario(kind, wd, quick=False):
+    """Every case of (g) for one broker kind; the shape a Scenario's run() returns."""
+    G = QUICK if quick else FULL
     cases, notes, argv, logs = {}, [], [], {}
     wanted = [c for c in CASES if kind == "turnpike" or c[1] is None]
     servers_up = {}
@@ -250,20 +254,20 @@ def run_scenario(R, kind, wd, P):
         for key, sink, mode, ack in wanted:
             try:
                 if sink is None:
-                    m, n, a = run_reference(R, kind, wd, G, mode, key)
+                    m, n, a = run_reference(kind, wd, G, mode, key)
                 else:
                     if sink not in servers_up:
                         for other in list(servers_up):      # one sink server at a time
                             sink_cpu[0] += servers_up.pop(other).close_()
                         servers_up[sink] = SinkServer(sink, wd)
-                    m, n, a = run_bridged(R, kind, wd, G, sink, servers_up[sink].server, mode, ack, key,
+                    m, n, a = run_bridged(kind, wd, G, sink, servers_up[sink].server, mode, ack, key,
                                           len(cases))
                 cases[key] = m
                 notes += n
                 argv += a
             except Exception as e:  # a failed case is reported, not fatal
                 notes.append(f"{key}: run failed: {e}")
-                R.log(f"  {kind} {key}: run failed: {e}")
+                log(f"  {kind} {key}: run failed: {e}")
     finally:
         for s in servers_up.values():
             sink_cpu[0] += s.close_()
@@ -335,7 +339,7 @@ def cell(f, s):
     return f"{f.format(s['median'])} ({f.format(s['min'])}–{f.format(s['max'])})"
 
 
-def write_table(w, per_rep, label):
+def write_table(w, per_rep, label=LABEL):
     """One row per (broker, case): median (min–max) over the runs; CPU beside mosquitto's."""
     ref = summarise([rep.get("mosquitto", {}).get("cases", {}).get("nosink-paced", {}).get("cpu_us")
                      for rep in per_rep])

@@ -27,20 +27,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "Tests/integration"))
-import run as R  # noqa: E402
 from natscluster import NatsCluster  # noqa: E402
+from turnpike_bench import brokers  # noqa: E402
+from turnpike_bench.clients import Client, common  # noqa: E402
+from turnpike_bench.machine import log, proc_cpu_s  # noqa: E402
 
 PUBS = 100
 SIZE = 256
 # One subscriber takes 100 publishers' messages: with the fan-in default (1,000 queued) a flat-out
 # run drops past it, which would measure the queue bound, not the hop. Here nothing is dropped.
-R.TURNPIKE_TOML = R.TURNPIKE_TOML.replace("max_queued_messages = 1000\n", "max_queued_messages = 1000000\n")
+TOML = brokers.TURNPIKE_TOML.replace("max_queued_messages = 1000\n", "max_queued_messages = 1000000\n")
 
 
-def proc_cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / R.CLK_TCK
+def Broker(kind, wd, extra_toml=""):
+    return brokers.Broker(kind, wd, extra_toml=extra_toml, base_toml=TOML)
 
 
 def cluster_toml(i, nats, prefix):
@@ -50,7 +50,7 @@ def cluster_toml(i, nats, prefix):
 
 def one_run(wd, sub_node, pub_node, nats, per_pub, rate, tag):
     topic = f"bench/hop/{tag}"
-    sub = R.Client(wd, f"{tag}-sub", ["sub", *R.common(sub_node), "-c", 1, "-t", topic, "-q", 1, "--duration", 400])
+    sub = Client(wd, f"{tag}-sub", ["sub", *common(sub_node), "-c", 1, "-t", topic, "-q", 1, "--duration", 400])
     if sub.wait_ready(10) is None:
         raise RuntimeError("subscriber did not connect: " + sub.stderr()[-500:])
     time.sleep(0.5)                       # the interest crosses the NATS routes
@@ -59,7 +59,7 @@ def one_run(wd, sub_node, pub_node, nats, per_pub, rate, tag):
     nats_pids = [p.pid for p in nats.procs if p] if nats else []
     cpu0 = sum(proc_cpu_s(p) for p in brokers)
     ncpu0 = sum(proc_cpu_s(p) for p in nats_pids)
-    pub = R.Client(wd, f"{tag}-pub", ["pub", *R.common(pub_node), "-c", PUBS, "-R", 5000, "-t", topic, "-q", 1,
+    pub = Client(wd, f"{tag}-pub", ["pub", *common(pub_node), "-c", PUBS, "-R", 5000, "-t", topic, "-q", 1,
                                       "-s", SIZE, "-I", f"{interval:.4g}", "-F", 20, "-L", per_pub, "-w", "--duration", 300])
     p = pub.result(300)
     expected = PUBS * per_pub
@@ -85,7 +85,7 @@ def connect_run(wd, node, tag, prefix, clean=True):
     """CONNS clients connecting at 1,000/s (persistent sessions unless `clean`), then disconnecting:
     CONNECT→CONNACK p50/p99 as mqbench measures it."""
     extra = [] if clean else ["-C", "false", "-x", 3600]
-    c = R.Client(wd, f"{tag}-conn", ["conn", *R.common(node), "-c", CONNS, "-R", 1000, "--prefix", prefix, *extra,
+    c = Client(wd, f"{tag}-conn", ["conn", *common(node), "-c", CONNS, "-R", 1000, "--prefix", prefix, *extra,
                                      "--duration", 6])
     r = c.result(60)
     ms = r["connect_ms"]
@@ -98,15 +98,15 @@ def measure_connects(wd, nats, rep):
     the other node (a read, a takeover request to the node that had them, a compare-and-set)."""
     out = {}
     (wd / f"cs{rep}").mkdir()
-    single = R.Broker("turnpike", wd / f"cs{rep}").start()
+    single = Broker("turnpike", wd / f"cs{rep}").start()
     try:
         out["connect single"] = connect_run(wd, single, f"cs{rep}", f"c{rep}s")
     finally:
         single.stop()
     (wd / f"cn0-{rep}").mkdir()
     (wd / f"cn1-{rep}").mkdir()
-    n0 = R.Broker("turnpike", wd / f"cn0-{rep}", extra_toml=cluster_toml(0, nats, f"k{rep}")).start()
-    n1 = R.Broker("turnpike", wd / f"cn1-{rep}", extra_toml=cluster_toml(1, nats, f"k{rep}")).start()
+    n0 = Broker("turnpike", wd / f"cn0-{rep}", extra_toml=cluster_toml(0, nats, f"k{rep}")).start()
+    n1 = Broker("turnpike", wd / f"cn1-{rep}", extra_toml=cluster_toml(1, nats, f"k{rep}")).start()
     try:
         time.sleep(4)                        # the registry's buckets exist
         out["connect cluster, new ids"] = connect_run(wd, n0, f"cn{rep}a", f"c{rep}p", clean=False)
@@ -126,7 +126,7 @@ def measure(args):
     try:
         for rep in range(args.runs):
             (wd / f"single{rep}").mkdir()
-            single = R.Broker("turnpike", wd / f"single{rep}").start()
+            single = Broker("turnpike", wd / f"single{rep}").start()
             n0 = n1 = None
             try:
                 for mode, rate in (("paced", 20_000), ("max", 0)):
@@ -135,8 +135,8 @@ def measure(args):
                 single = None
                 (wd / f"n0-{rep}").mkdir()
                 (wd / f"n1-{rep}").mkdir()
-                n0 = R.Broker("turnpike", wd / f"n0-{rep}", extra_toml=cluster_toml(0, nats, f"b{rep}")).start()
-                n1 = R.Broker("turnpike", wd / f"n1-{rep}", extra_toml=cluster_toml(1, nats, f"b{rep}")).start()
+                n0 = Broker("turnpike", wd / f"n0-{rep}", extra_toml=cluster_toml(0, nats, f"b{rep}")).start()
+                n1 = Broker("turnpike", wd / f"n1-{rep}", extra_toml=cluster_toml(1, nats, f"b{rep}")).start()
                 time.sleep(3)                 # heartbeats, JetStream set-up
                 for mode, rate in (("paced", 20_000), ("max", 0)):
                     results.setdefault(f"same {mode}", []).append(one_run(wd, n0, n0, nats, per_pub, rate, f"a{rep}{mode}"))
@@ -147,7 +147,7 @@ def measure(args):
                         b.stop()
             for k, v in measure_connects(wd, nats, rep).items():
                 results.setdefault(k, []).append(v)
-            R.log(f"run {rep + 1} of {args.runs} done")
+            log(f"run {rep + 1} of {args.runs} done")
     finally:
         nats.stop()
     return results
@@ -225,7 +225,7 @@ def main():
     out.write_text("\n".join(w))
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
     print("\n".join(w))
-    R.log(f"results in {out}")
+    log(f"results in {out}")
 
 
 if __name__ == "__main__":

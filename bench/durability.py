@@ -18,7 +18,6 @@ Writes bench/results/<date>-durability.md. Loopback only; every step is bounded 
 import argparse
 import datetime
 import json
-import os
 import re
 import shutil
 import signal
@@ -29,19 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MQBENCH = ROOT / ".build/release/mqbench"
-TURNPIKE = ROOT / ".build/release/turnpike"
-STOREGEN = ROOT / ".build/release/storegen"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from turnpike_bench.brokers import MOSQUITTO, TURNPIKE  # noqa: E402
+from turnpike_bench.clients import MQBENCH  # noqa: E402
+from turnpike_bench.machine import (BUILD, HOST, ROOT, free_port, proc_cpu_s, proc_status,  # noqa: E402
+                                    proc_write_bytes)
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+STOREGEN = BUILD / "storegen"
 
 
 def log(msg):
@@ -69,20 +62,13 @@ class Proc:
         raise RuntimeError("not listening")
 
     def cpu_s(self):
-        fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return proc_cpu_s(self.p.pid)
 
     def write_bytes(self):
-        for line in Path(f"/proc/{self.p.pid}/io").read_text().splitlines():
-            if line.startswith("write_bytes:"):
-                return int(line.split()[1])
-        return 0
+        return proc_write_bytes(self.p.pid)
 
     def rss_kib(self):
-        for line in Path(f"/proc/{self.p.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+        return proc_status(self.p.pid, "VmRSS")
 
     def stop(self):
         if self.p.poll() is None:

@@ -119,6 +119,9 @@ final class LoopAgent: MQTTConnectionDelegate {
     var commandRTT = makeHistogram()
     /// PUBLISH sent → PUBACK/PUBCOMP received, for `pub` at QoS 1/2.
     var ackLatency = makeHistogram()
+    /// `latency` per 100 ms of send time (key: ms since the epoch / 100): count and maximum, so
+    /// a report can say when its slowest messages were sent (e.g. during the connect phase).
+    var latencySeries: [UInt64: SecondStats] = [:]
     var failures: [String: Int] = [:]
 
     init(loop: EventLoop, plan: Plan, slots: CommandSlots?) {
@@ -249,11 +252,11 @@ final class LoopAgent: MQTTConnectionDelegate {
             LoopStats.inc(stats.received)
             let p = publish.payload
             if let ts = jsonTimestamp(p) {
-                recordLatency(&latency, since: ts)
+                recordMessageLatency(since: ts)
             } else if p.count >= 8 {
                 var ts: UInt64 = 0
                 p.withUnsafeBytes { ts = UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
-                recordLatency(&latency, since: ts)
+                recordMessageLatency(since: ts)
             }
         }
     }
@@ -317,6 +320,16 @@ final class LoopAgent: MQTTConnectionDelegate {
         // Not a timestamp of ours (e.g. a -m payload): ignore.
         guard ts <= now &+ 1_000_000, now &- ts < 3_600_000_000 else { return }
         h.recordClamped(now > ts ? now - ts : 0)
+    }
+
+    /// A received message (sub, fleet telemetry): the latency histogram and its send second.
+    @inline(__always)
+    private func recordMessageLatency(since ts: UInt64) {
+        let now = wallClockMicroseconds()
+        guard ts <= now &+ 1_000_000, now &- ts < 3_600_000_000 else { return }
+        let v = now > ts ? now - ts : 0
+        latency.recordClamped(v)
+        latencySeries[ts / 100_000, default: SecondStats()].add(v)
     }
 
     // MARK: Publishing
@@ -437,7 +450,7 @@ final class LoopAgent: MQTTConnectionDelegate {
         if p.topic.hasSuffix("/telemetry") {
             LoopStats.inc(stats.received)
             guard let ts = jsonTimestamp(p.payload) else { return }
-            recordLatency(&latency, since: ts)
+            recordMessageLatency(since: ts)
             guard !stopping, let slots else { return }
             // cars/<vin>/telemetry
             let parts = p.topic.split(separator: "/")

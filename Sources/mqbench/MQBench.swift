@@ -157,7 +157,12 @@ struct Fleet: ParsableCommand {
             telemetry with a command on cars/<vin>/cmd, at most one in flight per car; the car \
             acknowledges on cars/<vin>/cmd/ack with the command's timestamp. Reported: telemetry \
             sent/received and latency, commands sent, received by cars (one-way latency) and \
-            round-tripped (backend -> car -> backend). Runs until --duration or Ctrl-C.
+            round-tripped (backend -> car -> backend). Runs until --duration or Ctrl-C. \
+            --role splits the fleet over two processes, so that the backend's reads do not share \
+            loops with the cars: `--role backend` runs the backend only (-c still says how many \
+            cars there are), `--role cars` the cars only; start the backend first. Telemetry \
+            latency and round trips are then in the backend's report, commands received in the \
+            cars'.
             """,
         helpNames: [.long])
 
@@ -178,9 +183,13 @@ struct Fleet: ParsableCommand {
     @Option(name: [.customShort("F"), .customLong("inflight")], help: "QoS 1/2 messages in flight per client (0: 65535).")
     var inflight: Int = 100
 
+    @Option(name: .customLong("role"), help: "Clients of this process: all (cars and backend), cars, or backend.")
+    var role: String = "all"
+
     func validate() throws {
         try common.validateCommon()
         guard (0...2).contains(qos) else { throw ValidationError("-q must be 0, 1 or 2") }
+        guard ["all", "cars", "backend"].contains(role) else { throw ValidationError("--role must be all, cars or backend") }
         guard rate > 0, rate <= 10_000 else { throw ValidationError("--rate must be in (0, 10000]") }
         guard backend >= 1 else { throw ValidationError("--backend must be >= 1") }
         guard (0...1).contains(commandShare) else { throw ValidationError("--command-share must be 0...1") }
@@ -191,10 +200,13 @@ struct Fleet: ParsableCommand {
         let n = common.workerCount ?? 1
         let k = common.workerIndex ?? 0
         let b = slice(backend, k, n)
-        let backends = max(1, b.count)
-        try launch(common, qos: qos, totalClients: totalCars + backend, fleetPrefix: true) { c in
-            var p = basePlan(.fleet, common, count: c.count + backends, start: c.start, topics: [], qos: QoS(rawValue: UInt8(qos))!)
-            p.cars = c.count
+        let withCars = role != "backend", withBackend = role != "cars"
+        let backends = withBackend ? max(1, b.count) : 0
+        let total = (withCars ? totalCars : 0) + (withBackend ? backend : 0)
+        try launch(common, qos: qos, totalClients: total, fleetPrefix: true) { c in
+            let cars = withCars ? c.count : 0
+            var p = basePlan(.fleet, common, count: cars + backends, start: c.start, topics: [], qos: QoS(rawValue: UInt8(qos))!)
+            p.cars = cars
             p.backends = backends
             p.backendStart = b.offset
             p.commandShare = commandShare

@@ -87,12 +87,26 @@ struct Report: Codable {
     var errors_total: Int
     var fleet: Fleet?
     var workers: Int
+    /// Message latency by send time: [ms since the epoch, rounded down to 100 ms, count, max µs]
+    /// (sub, fleet).
+    var latency_series: [[UInt64]]?
+    /// mqbench's own event-loop lag: [epoch second, longest iteration of any loop in ms over the
+    /// second before], one per live line; and its maximum.
+    var loop_lag_ms: [[UInt64]]?
+    var loop_lag_max_ms: UInt64?
+    /// When every client of the run was connected (and subscribed, for sub and fleet), s since
+    /// the epoch; nil when some never were.
+    var all_connected_at: Double?
+    /// When the clients stopped publishing (--duration reached or a signal), s since the epoch.
+    var stopped_at: Double?
     /// Raw histogram buckets (latency, connect, command, command_rtt) so reports can be merged.
     var histograms: [String: HistogramData]
 
     static func build(command: String, clients: Int, totals: Totals, duration: Double, qos: Int,
                       histograms: [String: LatencyHistogram], errors: [String: Int],
-                      fleet: (cars: Int, backend: Int)?, workers: Int) -> Report {
+                      fleet: (cars: Int, backend: Int)?, workers: Int,
+                      latencySeries: [[UInt64]] = [], loopLag: [[UInt64]] = [],
+                      allConnectedAt: Double? = nil, stoppedAt: Double? = nil) -> Report {
         let d = Swift.max(duration, 0.001)
         let empty = makeHistogram()
         var r = Report(
@@ -107,6 +121,10 @@ struct Report: Codable {
             ack_ms: histograms["ack"].map { Percentiles($0) },
             connect_ms: Percentiles(histograms["connect"] ?? empty),
             errors: errors, errors_total: errors.values.reduce(0, +), fleet: nil, workers: workers,
+            latency_series: latencySeries.isEmpty ? nil : latencySeries,
+            loop_lag_ms: loopLag.isEmpty ? nil : loopLag,
+            loop_lag_max_ms: loopLag.isEmpty ? nil : loopLag.map { $0[1] }.max(),
+            all_connected_at: allConnectedAt, stopped_at: stoppedAt,
             histograms: histograms.mapValues(histogramData))
         if let f = fleet {
             r.fleet = Fleet(cars: f.cars, backend: f.backend, telemetry_sent: totals.sent,
@@ -128,7 +146,18 @@ struct Report: Codable {
         var duration = 0.0
         var clients = 0
         var cars = 0, backend = 0
+        var series: [UInt64: (UInt64, UInt64)] = [:]
+        var lag: [UInt64: UInt64] = [:]
+        var allConnected: Double? = 0
+        var stopped: Double?
         for p in parts {
+            for e in p.latency_series ?? [] where e.count == 3 {
+                let m = series[e[0]] ?? (0, 0)
+                series[e[0]] = (m.0 + e[1], Swift.max(m.1, e[2]))
+            }
+            for e in p.loop_lag_ms ?? [] where e.count == 2 { lag[e[0]] = Swift.max(lag[e[0]] ?? 0, e[1]) }
+            if let a = p.all_connected_at, let b = allConnected { allConnected = Swift.max(a, b) } else { allConnected = nil }
+            if let a = p.stopped_at { stopped = Swift.min(a, stopped ?? a) }
             clients += p.clients
             totals.connectOK += p.connected
             totals.connectFailed += p.connect_failed
@@ -153,7 +182,10 @@ struct Report: Codable {
         }
         return build(command: first.command, clients: clients, totals: totals, duration: duration, qos: qos,
                      histograms: hist, errors: errors, fleet: first.fleet == nil ? nil : (cars, backend),
-                     workers: parts.count)
+                     workers: parts.count,
+                     latencySeries: series.keys.sorted().map { [$0, series[$0]!.0, series[$0]!.1] },
+                     loopLag: lag.keys.sorted().map { [$0, lag[$0]!] }, allConnectedAt: allConnected,
+                     stoppedAt: stopped)
     }
 
     func jsonString() -> String {
@@ -185,6 +217,7 @@ struct Report: Codable {
             s += "\n  latency ms   \(p(latency_ms))"
             if let a = ack_ms { s += "\n  ack ms       \(p(a))" }
         }
+        if let l = loop_lag_max_ms { s += "\n  loop lag     max \(l) ms (mqbench's own loops)" }
         if errors.isEmpty {
             s += "\n  errors       none"
         } else {

@@ -56,6 +56,8 @@ final class Runner {
         var nextLive = 1.0
         var last = Totals()
         var lastT = 0.0
+        var allConnectedAt: Double?       // wall clock, s since the epoch
+        var lagSeries: [UInt64: UInt64] = [:]   // wall second -> longest loop iteration (ms) before it
 
         while true {
             let now = elapsed()
@@ -94,16 +96,22 @@ final class Runner {
                 if live { printErr("\(label): \(totals.connectOK) of \(plan.count) clients connected, publishing") }
                 for a in agents { a.loop.execute { a.startAllPublishers() } }
             }
+            let subscribes = plan.command == .sub || plan.command == .fleet
             if !announcedReady && totals.connectOK == plan.count
-                && (plan.command != .sub || totals.subscribed == plan.count) {
+                && (!subscribes || totals.subscribed == plan.count) {
                 announcedReady = true
+                allConnectedAt = Double(wallClockMicroseconds()) / 1_000_000
                 if live {
                     printErr("\(label): all \(plan.count) clients connected"
-                        + (plan.command == .sub ? " and subscribed" : "") + " in \(String(format: "%.3f", now)) s")
+                        + (subscribes ? " and subscribed" : "") + " in \(String(format: "%.3f", now)) s")
                 }
             }
             if now >= nextLive {
-                if live { printErr(liveLine(now, totals, last, now - lastT)) }
+                // This process's own event-loop lag over the last second: when mqbench's loops
+                // are late, so are its timestamps and its reads (it shares the cores).
+                let lag = agents.map { $0.loop.takeLongestIteration() }.max() ?? 0
+                lagSeries[wallClockMicroseconds() / 1_000_000] = lag
+                if live { printErr(liveLine(now, totals, last, now - lastT) + " lag \(lag)ms") }
                 last = totals
                 lastT = now
                 nextLive = floor(now) + 1
@@ -111,6 +119,7 @@ final class Runner {
             usleep(issued < plan.count ? 2_000 : 10_000)
         }
         let runTime = elapsed()
+        let stoppedAt = Double(wallClockMicroseconds()) / 1_000_000
 
         // Drain: no new publishes; each client disconnects once its window is empty.
         for a in agents { a.loop.execute { a.beginStop() } }
@@ -119,6 +128,10 @@ final class Runner {
         for a in agents { a.loop.execute { a.forceClose() } }
         let closeEnd = elapsed() + 2
         while Totals(stats).open > 0 && elapsed() < closeEnd { usleep(5_000) }
+        // The loops' lag while the clients stopped (after the last live line).
+        let stopLag = agents.map { $0.loop.takeLongestIteration() }.max() ?? 0
+        let stopSecond = wallClockMicroseconds() / 1_000_000
+        lagSeries[stopSecond] = max(lagSeries[stopSecond] ?? 0, stopLag)
         group.stopAndJoin()
 
         // The loops are joined: their state can be read here.
@@ -131,7 +144,14 @@ final class Runner {
         }
         if plan.command == .pub && plan.qos != .atMostOnce { hist["ack"] = makeHistogram() }
         var errors: [String: Int] = [:]
+        var series: [UInt64: SecondStats] = [:]
         for a in agents {
+            for (sec, st) in a.latencySeries {
+                var m = series[sec, default: SecondStats()]
+                m.count += st.count
+                m.max = max(m.max, st.max)
+                series[sec] = m
+            }
             hist["latency"]!.add(a.latency)
             hist["connect"]!.add(a.connectLatency)
             if hist["ack"] != nil { hist["ack"]!.add(a.ackLatency) }
@@ -143,7 +163,10 @@ final class Runner {
         }
         return Report.build(command: plan.command.rawValue, clients: plan.count, totals: Totals(stats),
                             duration: runTime, qos: Int(plan.qos.rawValue), histograms: hist, errors: errors,
-                            fleet: plan.command == .fleet ? (plan.cars, plan.backends) : nil, workers: 1)
+                            fleet: plan.command == .fleet ? (plan.cars, plan.backends) : nil, workers: 1,
+                            latencySeries: series.keys.sorted().map { [$0 * 100, series[$0]!.count, series[$0]!.max] },
+                            loopLag: lagSeries.keys.sorted().map { [$0, lagSeries[$0]!] },
+                            allConnectedAt: allConnectedAt, stoppedAt: stoppedAt)
     }
 
     private func liveLine(_ now: Double, _ t: Totals, _ last: Totals, _ dt: Double) -> String {

@@ -55,6 +55,16 @@ struct Totals {
     }
 }
 
+/// Latencies of the messages sent in one interval: how many, and the largest (µs).
+struct SecondStats {
+    var count: UInt64 = 0
+    var max: UInt64 = 0
+    @inline(__always) mutating func add(_ v: UInt64) {
+        count &+= 1
+        if v > max { max = v }
+    }
+}
+
 /// Microsecond latencies up to one hour, three significant digits.
 typealias LatencyHistogram = Histogram<UInt64>
 

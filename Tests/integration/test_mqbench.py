@@ -248,6 +248,28 @@ def test_fleet(mqb_broker):
     assert rep["errors_total"] == 0, rep["errors"]
 
 
+def test_fleet_backend_in_its_own_process(mqb_broker, background):
+    """--role: the backend in one process, the cars in another; the backend's report has the
+    telemetry and the round trips, the cars' the commands they received."""
+    be = background(["fleet", *base(mqb_broker), "-c", "50", "-q", "1", "--backend", "2",
+                     "--command-share", "0.5", "--role", "backend"])
+    be.wait_for("all 2 clients connected and subscribed")
+    cars, err = run(["fleet", *base(mqb_broker), "-c", "50", "--rate", "5", "-q", "1", "--backend", "2",
+                     "--command-share", "0.5", "-R", "500", "--role", "cars", "--duration", "3"], timeout=30)
+    back = be.stop(settle=1.0)
+    assert "all 50 clients connected and subscribed" in err
+    fc, fb = cars["fleet"], back["fleet"]
+    assert fc["cars"] == 50 and fc["backend"] == 0 and fb["cars"] == 0 and fb["backend"] == 2
+    assert fc["telemetry_sent"] > 0 and fc["telemetry_received"] == 0
+    assert 0 < fb["telemetry_received"] <= fc["telemetry_sent"]
+    assert fb["commands_sent"] > 0 and fc["commands_received"] > 0 and fb["commands_round_tripped"] > 0
+    # The telemetry latency by send time adds up to the histogram; each live line's loop lag.
+    assert sum(n for _, n, _ in back["latency_series"]) == back["latency_ms"]["count"]
+    assert cars["all_connected_at"] > 0 and cars["stopped_at"] > cars["all_connected_at"] and cars["loop_lag_ms"]
+    assert all(ms % 100 == 0 for ms, _, _ in back["latency_series"])
+    assert cars["errors_total"] == 0 and back["errors_total"] == 0, (cars["errors"], back["errors"])
+
+
 # ---------------------------------------------------------------------------
 # No broker needed
 # ---------------------------------------------------------------------------
