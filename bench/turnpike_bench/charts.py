@@ -73,7 +73,7 @@ def chart(plt, matplotlib, path, title, name, case_keys, per_rep):
                             textcoords="offset points", ha="center", va="top",
                             fontsize=9, color=colour, fontweight="bold")
         ax.set_title(f"{label}\n({unit + ', ' if unit else ''}"
-                     f"{better + ' is better' if better else 'for information'})",
+                     f"{better + ' is better' if better in ('higher', 'lower') else 'for information'})",
                      fontsize=10)
         ax.set_xticks(range(len(case_keys)))
         if len(case_keys) > 1:

@@ -38,8 +38,8 @@ def fmt(f, v):
 
 
 def ratio_text(t, m, better):
-    from .scenarios import HI
-    if t is None or m is None:
+    from .scenarios import HI, NORATIO
+    if t is None or m is None or better == NORATIO:
         return "–"
     if m == 0:
         return "equal (0)" if t == 0 else "–"
@@ -76,7 +76,7 @@ def cases_of(per_rep):
 
 def comparison_table(w, per_rep, family, ck):
     """Turnpike against mosquitto for one case: median (min–max) and the ratio of medians."""
-    from .scenarios import FAMILIES, HI, LO
+    from .scenarios import FAMILIES, HI, LO, NORATIO
     w("| metric | Turnpike | mosquitto | ratio T/m | better |")
     w("| --- | --- | --- | --- | --- |")
     for key, label, unit, better, f in FAMILIES[family].metrics:
@@ -88,7 +88,7 @@ def comparison_table(w, per_rep, family, ck):
                         s["mosquitto"]["median"] if s["mosquitto"] else None, better)
         rt_only = rt.split(" (")[0]
         who = rt.split(" (")[1].rstrip(")") if " (" in rt else ""
-        direction = {HI: "higher", LO: "lower", None: ""}[better]
+        direction = {HI: "higher", LO: "lower", None: "", NORATIO: ""}[better]
         u = f" ({unit})" if unit else ""
         w(f"| {label}{u} | {cell(f, s['turnpike'])} | {cell(f, s['mosquitto'])} | {rt_only} | "
           f"{direction + ' is better' if direction else ''}"

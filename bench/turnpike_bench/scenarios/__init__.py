@@ -10,6 +10,7 @@ from ..brokers import Broker
 from ..machine import log
 
 HI, LO, INFO = "higher", "lower", None
+NORATIO = "no ratio"   # for information, and no Turnpike/mosquitto ratio (e.g. a percentage near 0)
 
 SCENARIOS = {}     # letter -> Scenario, in registration (= file name) order
 FAMILIES = {}      # name -> Family

@@ -76,10 +76,10 @@ def lag_phase_max(lags, t_all, t_stop, which):
     one read after the stop)."""
     if not lags or t_all is None or t_stop is None:
         return None
-    def of(sec):     # the entry read at sec + ~0.5 covers about the second before
+    def of(sec):     # the entry read in [sec, sec + 1) covers about the second before
         if sec - 0.5 < t_all:
             return "connect"
-        return "stop" if sec + 0.5 >= t_stop else "steady"
+        return "stop" if sec + 1.0 >= t_stop else "steady"
     vals = [ms for sec, ms in lags if of(sec) == which]
     return max(vals) if vals else None
 
