@@ -274,13 +274,20 @@ def api_reload(b: Broker, body=None) -> requests.Response:
     return requests.post(f"http://127.0.0.1:{b.admin_port}/api/v5/reload", auth=(KEY, SECRET), timeout=20, **kw)
 
 
-def test_api_reload_applies_an_acl_to_a_connected_client(reloadable, tmp_path):
+def acl_broker_with_car(reloadable, tmp_path):
+    """A broker with the admin listener, a password file and ACL (returned to be rewritten), and
+    car-A connected to it."""
     make_password_file(tmp_path / "passwords")
     acl = tmp_path / "acl.conf"
     acl.write_text(ACL)
     b = with_admin(reloadable, auth={"allow_anonymous": False, "password_file": str(tmp_path / "passwords"),
                                      "acl_file": str(acl)})
     car, _ = raw_connect(b, V5, "car-A", "car-A", pw("car-A"))
+    return b, acl, car
+
+
+def test_api_reload_applies_an_acl_to_a_connected_client(reloadable, tmp_path):
+    b, acl, car = acl_broker_with_car(reloadable, tmp_path)
     assert car.publish("fleet/status", b"before", qos=1).rc == 0x87
     acl.write_text(ACL.replace("pattern\n", "pattern\nallow write fleet/status\n"))
     r = api_reload(b)
@@ -295,12 +302,7 @@ def test_api_reload_applies_an_acl_to_a_connected_client(reloadable, tmp_path):
 
 
 def test_api_reload_with_a_broken_acl_answers_the_error_and_keeps_the_old_acl(reloadable, tmp_path):
-    make_password_file(tmp_path / "passwords")
-    acl = tmp_path / "acl.conf"
-    acl.write_text(ACL)
-    b = with_admin(reloadable, auth={"allow_anonymous": False, "password_file": str(tmp_path / "passwords"),
-                                     "acl_file": str(acl)})
-    car, _ = raw_connect(b, V5, "car-A", "car-A", pw("car-A"))
+    b, acl, car = acl_broker_with_car(reloadable, tmp_path)
     acl.write_text(ACL + "allow readwrite\n")                              # line 9: no filter
     r = api_reload(b)
     assert r.status_code == 400, r.text

@@ -136,15 +136,7 @@ final class Connection: TimerNode, EventHandler, FlushTarget {
     }
     var will: Will? {
         get { extras?.will }
-        _modify {
-            if extras == nil {
-                var w: Will? = nil
-                yield &w
-                if w != nil { madeExtras().will = w }
-            } else {
-                yield &extras!.will
-            }
-        }
+        set { if newValue != nil || extras != nil { madeExtras().will = newValue } }
     }
     /// Inbound topic aliases (v5), allocated on first use.
     var inboundAliases: [String?] {
