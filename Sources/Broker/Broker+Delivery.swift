@@ -56,7 +56,10 @@ extension Broker {
             ctx.outbound[i].removeAll(keepingCapacity: true)
         }
         ctx.matches.removeAll(keepingCapacity: true)
-        if !fromCluster, let cluster { cluster.forward(message, fromLoop: ctx.loop.index) }
+        if !fromCluster, let cluster {
+            ctx.clusterForwarded &+= 1
+            cluster.forward(message, fromLoop: ctx.loop.index)
+        }
         if runRules {
             // The broker's own $SYS topics are not counted: nobody subscribing to them is normal.
             if count == 0, !message.topic.utf8.starts(with: Broker.sysPrefix) { ctx.counters.droppedNoSubscribers &+= 1 }
@@ -80,6 +83,10 @@ extension Broker {
     /// has room, else queued (QoS 1/2) within `max_queued_messages`, else dropped and counted.
     func enqueue(_ d: Delivery, on ctx: LoopContext) {
         let s = d.session
+        if s.holdsArrivals, !s.isDead {
+            s.arrivalHold!.append(d)   // behind what the node it came from still has (finishArrival)
+            return
+        }
         guard !s.isDead, !d.message.isExpired(now: ctx.loop.now) else {
             if !s.isDead { ctx.counters.droppedExpired &+= 1 }
             forgetDelivery(s, seq: d.storeSeq, message: d.message, on: ctx)

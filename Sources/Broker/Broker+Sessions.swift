@@ -22,8 +22,22 @@ extension Broker {
             cluster.claim(clientId: clientId, cleanStart: cleanStart) { [unowned self] state in
                 here.loop.execute {
                     let (connection, done) = (pending.connection, pending.done)
-                    guard connection.state == .attaching else { return }   // it went away meanwhile
-                    if let state, !cleanStart { self.importSession(clientId: clientId, state, on: here) }
+                    // Installed even when the connection went away meanwhile: the other node let it go.
+                    var imported: Session?
+                    if let state, !cleanStart, let s = self.importSession(clientId: clientId, state, on: here) {
+                        imported = s
+                        // Make before break: the old node lets go once this one's interest is on NATS.
+                        cluster.afterInterestRegistered { [unowned self] in
+                            cluster.collectRest(clientId: clientId) { [unowned self] rest in self.finishArrival(s, rest: rest) }
+                        }
+                    }
+                    guard connection.state == .attaching else {   // it went away meanwhile
+                        if let s = imported, s.expiryInterval != 0xFFFF_FFFF {
+                            s.disconnectedAt = Int64(wallClockMilliseconds())
+                            self.armExpiryTimer(s, afterMilliseconds: UInt64(s.expiryInterval) * 1000, on: here)
+                        }
+                        return
+                    }
                     self.attachHere(connection, clientId: clientId, cleanStart: cleanStart, expiry: expiry, done: done)
                 }
             }

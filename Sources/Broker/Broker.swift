@@ -23,6 +23,9 @@ public final class Broker: @unchecked Sendable {
     var cluster: (any ClusterLink)?
     let retained = RetainedStore()
     let sessions: any SessionStore = InMemorySessionStore()
+    /// Sessions handed to another node whose subscriptions stay here until that node asks for
+    /// the rest (SessionTransfer.swift); not in `sessions`, so a CONNECT here never finds one.
+    let departures = Mutex<[String: Session]>([:])
     /// The durable store; nil with `durability = "none"`.
     let persistence: Persistence?
     /// Bridges by "kind.name", installed before `start` (Sources/Bridges makes them).

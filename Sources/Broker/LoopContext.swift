@@ -123,6 +123,10 @@ final class LoopContext {
     var committing = Deque<(acks: [HeldAck], then: [() -> Void])>()
     /// Acknowledgements waiting for a bridge's confirmation, by ticket (Broker+Persistence.swift).
     var sinkGates: [UInt64: (Connection, AckGate)] = [:]
+    /// Messages this loop handed to the cluster (ClusterLink.forward), counted; and the
+    /// acknowledgements waiting until the cluster has sent theirs to NATS (oldest first).
+    var clusterForwarded: UInt64 = 0
+    var clusterHeld = Deque<(count: UInt64, ack: HeldAck)>()
     /// A bridge that asked for backpressure while the PUBLISH being handled fed it.
     var fullBridge: (any BridgeSink)?
     /// Tickets of the `ack = 'after_sink'` actions run for the PUBLISH being handled.

@@ -34,6 +34,12 @@ public final class Message: @unchecked Sendable {
         self.publisherClientId = publisherClientId; self.receivedAt = receivedAt
     }
 
+    /// The same publication, as far as a subscriber can tell (a session's handover between
+    /// nodes merges what came both ways).
+    func sameContent(as o: Message) -> Bool {
+        topic == o.topic && qos == o.qos && payload == o.payload && publisherClientId == o.publisherClientId
+    }
+
     @inline(__always)
     public func isExpired(now: UInt64) -> Bool {
         if let e = expiresAt { return now >= e }

@@ -56,6 +56,8 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private var main: NatsClient!
     private var groups: NatsClient!
     private var registry: SessionRegistry!
+    /// Client ids whose session came from another node, which still collects its rest.
+    private let handedFrom = Mutex<[String: String]>([:])
     /// Answers to takeover requests, published by the cluster thread.
     private let replies = Mutex<[(subject: String, payload: [UInt8])]>([])
 
@@ -114,6 +116,8 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         epoch = String(r.next() & 0xFFFF_FFFF_FFFF, radix: 36)
         inboxes = (0..<max(1, loops)).map { _ in Inbox() }
         seqs = Array(repeating: 0, count: max(1, loops))
+        takenCount = seqs
+        confirmed = seqs
         origins = (0..<max(1, loops)).map { "\(settings.nodeName)/\(epoch)/\($0)" }
         retainedOrigin = "\(settings.nodeName)/\(epoch)/r"
         sem_init(wake, 0, 0)
@@ -163,7 +167,17 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     }
 
     public func claim(clientId: String, cleanStart: Bool, done: @escaping @Sendable ([UInt8]?) -> Void) {
-        registry.claim(.init(clientId: clientId, cleanStart: cleanStart, started: monotonicMicros(), done: done))
+        registry.claim(.init(clientId: clientId, cleanStart: cleanStart, started: monotonicMicros()) { [weak self] state, from in
+            if let from, let self { self.handedFrom.withLock { $0[clientId] = from } }
+            done(state)
+        })
+    }
+
+    public func collectRest(clientId: String, done: @escaping @Sendable ([UInt8]?) -> Void) {
+        guard let from = handedFrom.withLock({ $0.removeValue(forKey: clientId) }) else { done(nil); return }
+        registry.ask(.init(subject: settings.subjectPrefix + ".takeover." + from, body: [2] + Array(clientId.utf8)) { reply in
+            done(reply?.first == 1 ? Array(reply!.dropFirst()) : nil)
+        })
     }
 
     public func metricsSnapshot() -> [(name: String, value: String)] {
@@ -344,12 +358,19 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     }
 
     private var taken: [Message] = []
+    /// Messages taken from each loop's inbox so far, and how many of them the loop was told
+    /// are sent (it holds the PUBACKs of its QoS 1/2 publishers until then).
+    private var takenCount: [UInt64]
+    private var confirmed: [UInt64]
 
     private func publishInboxes() {
         let now = monotonicMilliseconds()
+        var acknowledged = false   // a QoS 1/2 message, whose publisher waits for its PUBACK
         for (i, inbox) in inboxes.enumerated() {
             inbox.messages.withLock { swap(&$0, &taken) }
+            takenCount[i] &+= UInt64(taken.count)
             for m in taken {
+                if m.qos != .atMostOnce { acknowledged = true }
                 guard let subject = Subjects.subject(forTopic: m.topic, prefix: settings.subjectPrefix) else { continue }
                 seqs[i] += 1
                 guard let msg = Envelope.make(m, subject: subject, origin: origins[i], seq: seqs[i], now: now) else {
@@ -368,6 +389,17 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
                 }
             }
             taken.removeAll(keepingCapacity: true)
+        }
+        guard acknowledged else { return }
+        // The NATS server answers a flush after it has handled everything sent before it: the
+        // messages are on their way to every node with interest. Not connected: they wait in
+        // libnats's reconnect buffer, and the PUBACKs leave now (this node serves alone).
+        if main.isConnected, !main.flush(timeoutMs: 1000) {
+            logger.warning("cluster: NATS did not confirm forwarded messages within 1 s; acknowledging them anyway")
+        }
+        for i in takenCount.indices where takenCount[i] != confirmed[i] {
+            confirmed[i] = takenCount[i]
+            broker.clusterForwarded(loop: i, count: takenCount[i])
         }
     }
 
@@ -416,17 +448,23 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     func natsMessage(_ msg: OpaquePointer, subscription: UInt64) {
         guard let route = routes.withLock({ $0[subscription] }) else { return }
         if case .takeover = route {
-            // Another node's CONNECT for a client id whose session is here: 1 byte (clean
-            // start) + the client id; the answer is 0x00 (none) or 0x01 + the session's state.
+            // Another node's CONNECT for a client id whose session is here: 1 byte (0: take it,
+            // 1: take it with clean start, 2: send the rest) + the client id; the answer is
+            // 0x00 (none) or 0x01 + the session's state (or its rest).
             guard let replyTo = natsMsg_GetReply(msg).map({ String(cString: $0) }) else { return }
             let n = Int(natsMsg_GetDataLength(msg))
             let body = Array(UnsafeRawBufferPointer(start: natsMsg_GetData(msg), count: n))
-            guard let flag = body.first, let clientId = String(validating: body.dropFirst(), as: UTF8.self) else { return }
-            broker.exportSession(clientId: clientId, discard: flag == 1) { [weak self] state in
+            guard let flag = body.first, flag <= 2, let clientId = String(validating: body.dropFirst(), as: UTF8.self) else { return }
+            let answer: @Sendable ([UInt8]?) -> Void = { [weak self] state in
                 guard let self else { return }
                 let payload: [UInt8] = state.map { [1] + $0 } ?? [0]
                 self.replies.withLock { $0.append((replyTo, payload)) }
                 self.signal()
+            }
+            if flag == 2 {
+                broker.finishDeparture(clientId: clientId, reply: answer)
+            } else {
+                broker.exportSession(clientId: clientId, discard: flag == 1, reply: answer)
             }
             return
         }

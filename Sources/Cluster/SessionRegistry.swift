@@ -30,9 +30,17 @@ final class SessionRegistry: @unchecked Sendable {
         let clientId: String
         let cleanStart: Bool
         let started: UInt64
+        /// The session's state and the node it came from (nil, nil: none elsewhere).
+        let done: @Sendable ([UInt8]?, String?) -> Void
+    }
+    /// A request to another node, off the loops and the NATS threads (nil: no answer).
+    struct Ask {
+        let subject: String
+        let body: [UInt8]
         let done: @Sendable ([UInt8]?) -> Void
     }
-    private let queue = Mutex<[Claim]>([])
+    private enum Job { case claim(Claim), ask(Ask) }
+    private let queue = Mutex<[Job]>([])
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     private let running = Atomic<Bool>(true)
     private var threads: [pthread_t] = []
@@ -65,8 +73,14 @@ final class SessionRegistry: @unchecked Sendable {
 
     /// From a loop: queued for a worker. Until the buckets exist, the node acts alone.
     func claim(_ c: Claim) {
-        guard isReady else { c.done(nil); return }
-        queue.withLock { $0.append(c) }
+        guard isReady else { c.done(nil, nil); return }
+        queue.withLock { $0.append(.claim(c)) }
+        sem_post(wake)
+    }
+
+    func ask(_ a: Ask) {
+        guard running.load(ordering: .acquiring), !threads.isEmpty else { a.done(nil); return }
+        queue.withLock { $0.append(.ask(a)) }
         sem_post(wake)
     }
 
@@ -75,20 +89,29 @@ final class SessionRegistry: @unchecked Sendable {
         for _ in threads { sem_post(wake) }
         for t in threads { pthread_join(t, nil) }
         // Whatever was still waiting goes on without the registry.
-        for c in queue.withLock({ q -> [Claim] in let out = q; q.removeAll(); return out }) { c.done(nil) }
+        for job in queue.withLock({ q -> [Job] in let out = q; q.removeAll(); return out }) {
+            switch job {
+            case .claim(let c): c.done(nil, nil)
+            case .ask(let a): a.done(nil)
+            }
+        }
     }
 
     private func work() {
         while true {
             sem_wait(wake)
             guard running.load(ordering: .acquiring) else { return }
-            guard let c = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
-            let state = run(c)
+            guard let job = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+            guard case .claim(let c) = job else {
+                if case .ask(let a) = job { a.done(client.request(a.subject, a.body, timeoutMs: 2000)) }
+                continue
+            }
+            let (state, from) = run(c)
             let took = Int(monotonicMicros() &- c.started)
             lastLatencyMicros.store(took, ordering: .relaxed)
             if took > maxLatencyMicros.load(ordering: .relaxed) { maxLatencyMicros.store(took, ordering: .relaxed) }
             claims.wrappingAdd(1, ordering: .relaxed)
-            c.done(state)
+            c.done(state, from)
         }
     }
 
@@ -111,22 +134,24 @@ final class SessionRegistry: @unchecked Sendable {
         }
     }
 
-    /// The session's state from the node that had it (nil: none, or it did not answer).
-    private func run(_ c: Claim) -> [UInt8]? {
+    /// The session's state from the node that had it (nil: none, or it did not answer), and
+    /// that node.
+    private func run(_ c: Claim) -> (state: [UInt8]?, from: String?) {
         let kv = bucket(for: c.clientId)
         let key = Self.key(c.clientId)
         var state: [UInt8]?
+        var from: String?
         var asked: Set<String> = []
         for _ in 0..<5 {
             switch NatsClient.kvGet(kv, key) {
             case .failed(let e):
                 failures.wrappingAdd(1, ordering: .relaxed)
                 logger.warning("cluster: session registry unavailable for \(c.clientId) (\(e)); connecting on this node alone")
-                return state
+                return (state, from)
             case .missing:
-                if claimed(kv, key, expecting: nil) != false { return state }
+                if claimed(kv, key, expecting: nil) != false { return (state, from) }
             case .value(let owner, let revision):
-                if owner == nodeName { return state }
+                if owner == nodeName { return (state, from) }
                 if !asked.contains(owner) {
                     asked.insert(owner)
                     // The other node disconnects its connection and answers with the session
@@ -135,18 +160,18 @@ final class SessionRegistry: @unchecked Sendable {
                     req.append(contentsOf: c.clientId.utf8)
                     if let reply = client.request(prefix + ".takeover." + owner, req, timeoutMs: 2000) {
                         takeovers.wrappingAdd(1, ordering: .relaxed)
-                        if reply.first == 1 { state = Array(reply.dropFirst()) }
+                        if reply.first == 1 { (state, from) = (Array(reply.dropFirst()), owner) }
                     } else {
                         logger.notice("cluster: node \(owner) did not hand over the session of \(c.clientId) (gone?); it starts here without it")
                     }
                 }
-                if claimed(kv, key, expecting: revision) != false { return state }
+                if claimed(kv, key, expecting: revision) != false { return (state, from) }
             }
             // Someone else wrote meanwhile: read again.
         }
         failures.wrappingAdd(1, ordering: .relaxed)
         logger.warning("cluster: session registry: no stable owner for \(c.clientId) after 5 tries; connecting here")
-        return state
+        return (state, from)
     }
 }
 

@@ -8,12 +8,19 @@ public final class Mailbox<Element>: @unchecked Sendable {
     /// Reused between drains so a steady stream allocates nothing.
     private var draining: [Element] = []
     private unowned let loop: EventLoop
+    private let handler: (Element) -> Void
 
     /// Creates a mailbox drained by `loop` with `handler`, which runs on the loop's thread.
     public init(loop: EventLoop, handler: @escaping (Element) -> Void) {
         self.loop = loop
-        loop.addMailboxDrain { [unowned self] in self.drain(handler) }
+        self.handler = handler
+        loop.addMailboxDrain { [unowned self] in self.drain() }
     }
+
+    /// Handles what was sent so far now, before the loop's own drain would: for work that must
+    /// come after every element already sent (a session leaving the loop). Loop thread only,
+    /// never from inside this mailbox's own handler.
+    public func drainNow() { drain() }
 
     public func send(_ element: Element) {
         let wasEmpty = state.withLock { items -> Bool in
@@ -35,7 +42,7 @@ public final class Mailbox<Element>: @unchecked Sendable {
         if wasEmpty { loop.wakeUp() }
     }
 
-    private func drain(_ handler: (Element) -> Void) {
+    private func drain() {
         state.withLock { items in swap(&items, &draining) }
         if draining.isEmpty { return }
         for e in draining { handler(e) }

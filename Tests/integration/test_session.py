@@ -37,7 +37,6 @@ def test_subscriptions_survive_reconnect(broker, clients, uid, version):
 
 
 @pytest.mark.parametrize("version", [V311, V5])
-@pytest.mark.cluster_gap("a message acknowledged on one node while the offline session it is for moves to another node (the car reconnects within milliseconds) can be lost: it is still on its way to the old node when that node hands the session over")
 def test_qos1_qos2_queued_while_offline(broker, clients, uid, version):
     topic = f"{uid}/q"
     c = _persistent(clients, broker, uid, version)
@@ -62,7 +61,6 @@ def test_qos1_qos2_queued_while_offline(broker, clients, uid, version):
     _end_session(clients, broker, uid, version)
 
 
-@pytest.mark.cluster_gap("a message acknowledged on one node while the offline session it is for moves to another node (the car reconnects within milliseconds) can be lost: it is still on its way to the old node when that node hands the session over")
 def test_qos0_offline_not_asserted_but_qos1_delivered(broker, clients, uid):
     """QoS 0 messages may or may not be queued; QoS 1 ones must be."""
     topic = f"{uid}/q0"
@@ -92,7 +90,6 @@ def test_offline_queue_with_cli(broker, cli, uid, version, extra):
 
 
 @pytest.mark.parametrize("version", [V311, V5])
-@pytest.mark.cluster_gap("a message acknowledged on one node while the offline session it is for moves to another node (the car reconnects within milliseconds) can be lost: it is still on its way to the old node when that node hands the session over")
 def test_max_queued_messages_bound(broker_factory, clients, uid, version):
     b = broker_factory(max_queued_messages=5, max_inflight=2)
     topic = f"{uid}/bound"
@@ -189,7 +186,6 @@ def test_message_expiry_forwarded_online(broker, clients, uid):
     assert mei is not None and 28 <= mei <= 30
 
 
-@pytest.mark.cluster_gap("a message acknowledged on one node while the offline session it is for moves to another node (the car reconnects within milliseconds) can be lost: it is still on its way to the old node when that node hands the session over")
 def test_queued_messages_for_raw_persistent_v311(broker, raw, uid):
     topic = f"{uid}/raw"
     c = raw(broker)

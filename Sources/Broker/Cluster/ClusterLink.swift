@@ -1,5 +1,6 @@
 import EventLoop
 import MQTTCodec
+import Synchronization
 
 /// A change of this node's subscription interest: the first subscription to a filter (per share
 /// group for shared ones), or the last one gone.
@@ -21,6 +22,10 @@ public protocol ClusterLink: AnyObject, Sendable {
     /// had the session; that node disconnects its connection (0x8E) and sends the session's
     /// state, unless `cleanStart`. `done` gets the state (nil: none elsewhere), on any thread.
     func claim(clientId: String, cleanStart: Bool, done: @escaping @Sendable ([UInt8]?) -> Void)
+    /// After a session came with `claim` and its subscriptions are on NATS: the node it came
+    /// from sends what reached the session there meanwhile, and lets it go. `done` gets that
+    /// rest (nil: nothing, or no answer), on any thread.
+    func collectRest(clientId: String, done: @escaping @Sendable ([UInt8]?) -> Void)
     /// After a SUBSCRIBE, before its SUBACK: `done` runs (on any thread) once every interest
     /// change queued so far is registered with the NATS server (so what another node publishes
     /// after the SUBACK comes here) and the retained messages the cluster had stored by then are
@@ -45,7 +50,20 @@ extension Broker {
     /// `group`, only to one member of that share group (the cluster chose this node for it).
     public func receiveFromCluster(_ message: Message, group: (filter: String, name: String)?) {
         let ctx = contexts[Int(ClusterHash.of(message.publisherClientId.utf8) % UInt64(contexts.count))]
-        ctx.fromCluster.send(RemoteMessage(message: message, group: group))
+        ctx.fromCluster.send(.message(message, group: group))
+    }
+
+    /// Runs `body` (on some loop) once every message handed to `receiveFromCluster` before this
+    /// call has been routed and its deliveries sent to their sessions' loops (stored ones after
+    /// their commit): what the cluster delivered here before a takeover request is in the
+    /// session before it is exported.
+    func afterClusterDeliveries(_ body: @escaping @Sendable () -> Void) {
+        let remaining = Countdown(contexts.count)
+        for ctx in contexts {
+            ctx.fromCluster.send(.barrier { [unowned ctx] in
+                ctx.whenCommitted { if remaining.tick() { body() } }
+            })
+        }
     }
 
     /// The cluster's retained state for one topic (a message, or a clear with an empty
@@ -66,11 +84,17 @@ extension Broker {
     }
 
     func deliverFromCluster(_ r: RemoteMessage, on ctx: LoopContext) {
-        guard let (filter, name) = r.group else {
-            publish(r.message, from: ctx, runRules: false, fromCluster: true)
+        let m: Message, filter: String, name: String
+        switch r {
+        case .barrier(let then):
+            then()
             return
+        case .message(let message, nil):
+            publish(message, from: ctx, runRules: false, fromCluster: true)
+            return
+        case .message(let message, let group?):
+            (m, filter, name) = (message, group.filter, group.name)
         }
-        let m = r.message
         guard let g = tree.sharedGroup(filter: filter, name: name), let member = tree.pickShared(g, excluding: nil) else {
             BrokerStats.add(stats.publishDropped, 1)
             return
@@ -105,7 +129,16 @@ public enum ClusterHash {
     }
 }
 
-struct RemoteMessage {
-    let message: Message
-    let group: (filter: String, name: String)?
+/// What the cluster hands a loop: a message from another node (for one share group's member
+/// when `group` is set), or a barrier that runs once the loop has routed what came before it.
+enum RemoteMessage {
+    case message(Message, group: (filter: String, name: String)?)
+    case barrier(@Sendable () -> Void)
+}
+
+/// Counts down from `n` on any thread; `tick` is true for the last one.
+final class Countdown: Sendable {
+    private let left: Atomic<Int>
+    init(_ n: Int) { left = Atomic(n) }
+    func tick() -> Bool { left.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 }
 }

@@ -59,6 +59,9 @@ extension Connection {
             publisher: ObjectIdentifier(session), publisherClientId: clientId,
             receivedAt: context.wallClock, publisherUsername: username, peerhost: peer)
 
+        // In a cluster `publish` forwards the message before its rules run (which may forward
+        // more): it is this loop's next one.
+        let forwardedAs: UInt64 = broker.cluster != nil ? context.clusterForwarded &+ 1 : 0
         switch p.qos {
         case .atMostOnce:
             broker.publish(message, from: context)
@@ -68,7 +71,7 @@ extension Connection {
             context.pendingTickets.removeAll(keepingCapacity: true)
             let delivered = broker.publish(message, from: context)
             sendAck(.puback(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark,
-                    tickets: context.pendingTickets)
+                    tickets: context.pendingTickets, forwarded: forwardedAs)
         case .exactlyOnce:
             if session.inboundQoS2.contains(p.packetId) {
                 // A resend before PUBREL: acknowledge again, deliver nothing twice [MQTT-4.3.3-10].
@@ -82,7 +85,7 @@ extension Connection {
             broker.persistInbound(session, p.packetId, add: true, on: context)
             let delivered = broker.publish(message, from: context)
             sendAck(.pubrec(AckPacket(packetId: p.packetId, reasonCode: ackCode(delivered))), wrote: context.wroteSinceMark,
-                    tickets: context.pendingTickets)
+                    tickets: context.pendingTickets, forwarded: forwardedAs)
         }
     }
 

@@ -191,15 +191,22 @@ extension Connection {
     /// writes its packet caused (durability "sync", `wrote`) and each sink in `tickets` (rule
     /// actions with `ack = 'after_sink'`). Once one waits, later ones wait behind it:
     /// acknowledgements leave in the order their packets arrived [MQTT-4.6.0-2].
-    func sendAck(_ packet: Packet, wrote: Bool, tickets: [UInt64] = []) {
+    ///
+    /// In a cluster it also waits until the cluster thread has sent the message (this loop's
+    /// `forwarded`-th to the cluster, 0: none) to NATS and the NATS server has confirmed it (a
+    /// flush): the message is on its way to every node with interest before the client is
+    /// told it arrived.
+    func sendAck(_ packet: Packet, wrote: Bool, tickets: [UInt64] = [], forwarded: UInt64 = 0) {
+        let forwarded = forwarded != 0 ? forwarded : nil
         let forDisk = wrote && broker.persistence?.holdsAcks == true
-        guard forDisk || !tickets.isEmpty || !gates.isEmpty else {
+        guard forDisk || forwarded != nil || !tickets.isEmpty || !gates.isEmpty else {
             send(packet)
             return
         }
-        let gate = AckGate(packet: packet, waiting: (forDisk ? 1 : 0) + tickets.count)
+        let gate = AckGate(packet: packet, waiting: (forDisk ? 1 : 0) + (forwarded != nil ? 1 : 0) + tickets.count)
         gates.append(gate)
         if gate.isPubAck { heldPubAcks += 1 }
+        if let forwarded { context.clusterHeld.append((forwarded, HeldAck(connection: self, gate: gate))) }
         if forDisk {
             context.heldAcks.append(HeldAck(connection: self, gate: gate))
             if !context.commitScheduled {
@@ -259,6 +266,20 @@ extension Connection {
 }
 
 extension Broker {
+    /// The cluster has sent the first `count` messages loop `loop` forwarded (and NATS has
+    /// them, or was unreachable): their acknowledgements may leave. Any thread.
+    public func clusterForwarded(loop: Int, count: UInt64) {
+        guard loop < contexts.count else { return }
+        let ctx = contexts[loop]
+        ctx.loop.execute {
+            while let h = ctx.clusterHeld.first, h.count <= count {
+                ctx.clusterHeld.removeFirst()
+                h.ack.gate.waiting -= 1
+                h.ack.connection.releaseGates()
+            }
+        }
+    }
+
     /// A bridge's final word on a record whose publisher waits (`ack = 'after_sink'`): any thread.
     public func confirmSink(_ ticket: AckTicket, delivered: Bool, reason: String) {
         guard ticket.loop < contexts.count else { return }

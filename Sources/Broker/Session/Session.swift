@@ -161,6 +161,19 @@ final class Session: @unchecked Sendable {
         get { extras?.lastDropLog ?? 0 }
         set { madeExtras().lastDropLog = newValue }
     }
+    /// This node handed the session to another one and still collects what reaches it until
+    /// that node has its subscriptions on NATS (SessionTransfer.swift); ends it if never asked.
+    var departureTimer: LoopTimer? {
+        get { extras?.departureTimer }
+        set { if newValue != nil || extras != nil { madeExtras().departureTimer = newValue } }
+    }
+    /// The session arrived from another node, which still collects what reaches it there:
+    /// deliveries here wait in this list until that rest is merged in front of them.
+    var arrivalHold: [Delivery]? {
+        get { extras?.arrivalHold }
+        _modify { yield &madeExtras().arrivalHold }
+    }
+    var holdsArrivals: Bool { extras?.arrivalHold != nil }
     private func madeExtras() -> SessionExtras {
         if let extras { return extras }
         let e = SessionExtras()
@@ -199,4 +212,6 @@ private final class SessionExtras {
     var inboundQoS2: Set<UInt16> = []
     var droppedMessages = 0
     var lastDropLog: UInt64 = 0
+    var departureTimer: LoopTimer?
+    var arrivalHold: [Delivery]?
 }
