@@ -366,6 +366,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private func publishInboxes() {
         let now = monotonicMilliseconds()
         var acknowledged = false   // a QoS 1/2 message, whose publisher waits for its PUBACK
+        var streamed = false       // a retained copy went to the JetStream stream
         for (i, inbox) in inboxes.enumerated() {
             inbox.messages.withLock { swap(&$0, &taken) }
             takenCount[i] &+= UInt64(taken.count)
@@ -379,8 +380,11 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
                 }
                 if m.retain, let copy = Envelope.make(m, subject: settings.subjectPrefix + ".r" + subject.dropFirst(settings.subjectPrefix.utf8.count),
                                                       origin: retainedOrigin, seq: seqs[i], now: now) {
-                    let rc = main.publish(copy)
-                    if rc != NATS_OK { logger.warning("cluster: retained message on \(m.topic) not stored for the other nodes: \(NatsError("publish", rc))") }
+                    // Before the stream is set up (JetStream not answering yet) as a plain message.
+                    let rc = retainedReady ? main.publishToStream(copy) : main.publish(copy)
+                    if rc == NATS_OK { streamed = retainedReady || streamed } else {
+                        logger.warning("cluster: retained message on \(m.topic) not stored for the other nodes: \(NatsError("publish", rc))")
+                    }
                 }
                 let rc = main.publish(msg)
                 if rc == NATS_OK { ClusterCounters.add(forwardedOut) } else {
@@ -392,10 +396,17 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         }
         guard acknowledged else { return }
         // The NATS server answers a flush after it has handled everything sent before it: the
-        // messages are on their way to every node with interest. Not connected: they wait in
+        // messages are on their way to every node with interest; a retained one is in the
+        // replicated stream once JetStream acknowledged it. Not connected: they wait in
         // libnats's reconnect buffer, and the PUBACKs leave now (this node serves alone).
-        if main.isConnected, !main.flush(timeoutMs: 1000) {
-            logger.warning("cluster: NATS did not confirm forwarded messages within 1 s; acknowledging them anyway")
+        if main.isConnected {
+            if !main.flush(timeoutMs: 1000) {
+                logger.warning("cluster: NATS did not confirm forwarded messages within 1 s; acknowledging them anyway")
+            }
+            if streamed, retainedReady {
+                let lost = main.waitForStream(timeoutMs: 2000)
+                if lost > 0 { logger.warning("cluster: JetStream did not confirm \(lost) retained message(s) within 2 s; the other nodes may not have them") }
+            }
         }
         for i in takenCount.indices where takenCount[i] != confirmed[i] {
             confirmed[i] = takenCount[i]

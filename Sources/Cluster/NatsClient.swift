@@ -151,6 +151,15 @@ final class NatsClient: @unchecked Sendable {
         var opts = jsOptions()
         jsOptions_Init(&opts)
         opts.Wait = 3000
+        // A stream message JetStream refused (publishToStream): told to the delegate.
+        opts.PublishAsync.ErrHandler = { _, pae, closure in
+            guard let pae, let closure else { return }
+            let me = Unmanaged<NatsClient>.fromOpaque(closure).takeUnretainedValue()
+            let subject = pae.pointee.Msg.map { String(cString: natsMsg_GetSubject($0)) } ?? "?"
+            let text = pae.pointee.ErrText.map { String(cString: $0) } ?? String(cString: natsStatus_GetText(pae.pointee.Err))
+            me.delegate?.natsError("JetStream did not store the message on \(subject): \(text)")
+        }
+        opts.PublishAsync.ErrHandlerClosure = Unmanaged.passUnretained(self).toOpaque()
         var ctx: OpaquePointer?
         try check("JetStream", natsConnection_JetStream(&ctx, connection, &opts))
         js = ctx
@@ -181,6 +190,31 @@ final class NatsClient: @unchecked Sendable {
         if let info { jsStreamInfo_Destroy(info) }
         if rc == NATS_OK || err == JSStreamNameExistErr { return }
         throw NatsError("stream \(name)", rc)
+    }
+
+    /// Publishes `msg` (taken) to the stream that captures its subject without waiting for the
+    /// stream's acknowledgement; `waitForStream` waits for all of them.
+    func publishToStream(_ msg: OpaquePointer) -> natsStatus {
+        var m: OpaquePointer? = msg
+        defer { natsMsg_Destroy(m) }   // no effect once libnats took it
+        guard let js = try? jetStream() else { return NATS_NOT_YET_CONNECTED }
+        return js_PublishMsgAsync(js, &m, nil)
+    }
+
+    /// Waits until JetStream has acknowledged every `publishToStream` so far (stored and
+    /// replicated). On a timeout the unacknowledged ones are given up (returned as a count), so
+    /// acknowledgements lost with a connection cannot pile up and stall later publishes.
+    func waitForStream(timeoutMs: Int64) -> Int {
+        guard let js else { return 0 }
+        var o = jsPubOptions()
+        jsPubOptions_Init(&o)
+        o.MaxWait = timeoutMs
+        guard js_PublishAsyncComplete(js, &o) != NATS_OK else { return 0 }
+        var list = natsMsgList()
+        guard js_PublishAsyncGetPendingList(&list, js) == NATS_OK else { return 0 }
+        let n = Int(list.Count)
+        natsMsgList_Destroy(&list)
+        return n
     }
 
     /// The stream's last sequence number (0 when empty); nil when JetStream does not answer.

@@ -217,6 +217,26 @@ def test_retained_message_set_on_a_reaches_a_new_subscriber_on_c(nodes):
     assert wait_until(lambda: retained_on(c, "cars/+/state", "late-c2", 0.3) == {"cars/car-r/state": b"charging"}, 10)
 
 
+def test_retained_message_acknowledged_on_b_is_there_for_a_subscriber_on_c_at_once(nodes):
+    """The PUBACK of a retained message waits for JetStream to store it (replicated), and a
+    SUBACK waits for the stream up to then: no pause needed between the two, on any node."""
+    a, b, c = nodes()
+    pub = R.RawClient(b.port, b.host, version=V5)
+    assert pub.connect("retainer").rc == 0
+    readers = []
+    for n in range(20):          # connected before, so nothing but the SUBSCRIBE follows the PUBACK
+        sub = R.RawClient((c, a)[n % 2].port, c.host, version=V5)
+        assert sub.connect(f"reader{n}").rc == 0
+        readers.append(sub)
+    for n, sub in enumerate(readers):
+        pub.send(R.publish(f"state/car{n}", f"v{n}".encode(), qos=1, retain=True, pid=n + 1, version=V5))
+        pub.expect(R.PUBACK, 5)
+        assert sub.subscribe([(f"state/car{n}", 1)]).codes == [1]
+        p = sub.expect(R.PUBLISH, 5)
+        assert (p.payload, p.retain) == (f"v{n}".encode(), True), n
+        sub.disconnect()
+
+
 def test_a_node_that_joins_later_gets_the_retained_messages(nats, nodes):
     a, b = nodes(2)
     assert wait_until(lambda: "retained messages shared through JetStream" in a.log_text(), 15)
