@@ -163,7 +163,7 @@ def model(fig):
     telemetry message every 10 s (1,000,000 msg/s) to backend subscribers that are on other
     nodes (so every message crosses NATS once), and receiving one command a minute. Per-node
     figures from part 1 (CPU per message, local and with the hop) and from bench/results
-    (0.90 KiB of RSS per idle connection, 2026-11-23; 0.6 KiB is issue 13's target); a node runs
+    (0.62 KiB of RSS per idle connection, bench (a) 2026-12-02); a node runs
     its cores at 70 % at most. NATS: measured CPU per forwarded message, 3 servers."""
     cars, nodes = 10_000_000, 50
     msgs = cars / 10 + cars / 60
@@ -173,13 +173,13 @@ def model(fig):
     cpu_cross = fig["cross max"]["cpu_us"]
     cpu_local = fig["same max"]["cpu_us"]
     cores_needed = per_node_msgs * cpu_cross / 1e6 / 0.7
-    mem_gib = cars / nodes * 0.90 / 1024 / 1024
+    mem_gib = cars / nodes * 0.62 / 1024 / 1024
     nats_cpu = (fig["cross max"]["nats_cpu_us"] or 0) * msgs / 1e6
     lines = [
         f"- Load: {cars:,} cars, {msgs:,.0f} msg/s ({cars / 10:,.0f} telemetry + {cars / 60:,.0f} commands), {nodes} nodes: {per_node_msgs:,.0f} msg/s and {cars // nodes:,} connections per node.",
         f"- CPU per node: {per_node_msgs:,.0f} msg/s × {cpu_cross:.1f} µs (a message with the hop: the publisher's node and the subscriber's together) = {per_node_msgs * cpu_cross / 1e6:.2f} cores; at 70 % that is {cores_needed:.2f} of each node's 2 cores"
         + (" — fits." if cores_needed <= 2 else f" — does not fit: {int(msgs * cpu_cross / 1e6 / 0.7 / 2) + 1} nodes needed."),
-        f"- Memory per node: {cars // nodes:,} connections × 0.90 KiB = {mem_gib:.2f} GiB of 24 (sessions' queued messages come on top).",
+        f"- Memory per node: {cars // nodes:,} connections × 0.62 KiB = {mem_gib:.2f} GiB of 24 (sessions' queued messages come on top).",
         f"- Inter-node traffic: every telemetry message once over NATS: {cars / 10 * (SIZE + 150) / 1e6:,.0f} MB/s in the NATS cluster (256 B payload + ~150 B of subject and headers), {cars / 10 / nodes * (SIZE + 150) / 1e6:.1f} MB/s out of each node.",
         f"- NATS: {fig['cross max']['nats_cpu_us'] or 0:.1f} µs of NATS-server CPU per forwarded message (3 servers together, measured) × {msgs:,.0f}/s = {nats_cpu:,.0f} cores for the NATS cluster — "
         + ("the first thing to saturate: NATS needs its own machines (or more servers in the cluster; each forwards only what it has interest for)." if nats_cpu > 3 * 2 * 0.7 else "within three 2-core servers."),

@@ -58,6 +58,11 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private var registry: SessionRegistry!
     /// Client ids whose session came from another node, which still collects its rest.
     private let handedFrom = Mutex<[String: String]>([:])
+    /// Rest requests to send (cluster thread) and those waiting for their answer, by token.
+    private let restRequests = Mutex<[(subject: String, reply: String, payload: [UInt8])]>([])
+    private let rests = Mutex<[UInt64: (deadline: UInt64, done: @Sendable ([UInt8]?) -> Void)]>([:])
+    private let restTokens = Atomic<UInt64>(0)
+    private var restPrefix: String { settings.subjectPrefix + ".rest." + settings.nodeName + "." }
     /// Answers to takeover requests, published by the cluster thread.
     private let replies = Mutex<[(subject: String, payload: [UInt8])]>([])
 
@@ -93,7 +98,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private let waitingEmpty = Atomic<Bool>(true)
 
     // Read on the delivery thread, written on the cluster thread.
-    private enum Route { case plain, group(filter: String, name: String), heartbeat, retained, takeover }
+    private enum Route { case plain, group(filter: String, name: String), heartbeat, retained, takeover, rest }
     private let routes = Mutex<[UInt64: Route]>([:])
     private let seen = Mutex<[String: UInt64]>([:])   // node → last heartbeat (monotonic ms)
 
@@ -144,6 +149,9 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         let takeovers = main.reserveToken()
         routes.withLock { $0[takeovers] = .takeover }
         try main.subscribe(settings.subjectPrefix + ".takeover." + settings.nodeName, queue: nil, token: takeovers)
+        let restAnswers = main.reserveToken()
+        routes.withLock { $0[restAnswers] = .rest }
+        try main.subscribe(restPrefix + "*", queue: nil, token: restAnswers)
         thread = Threads.start { self.run() }
         signal()
         logger.info("cluster: node \(settings.nodeName) on NATS \(settings.servers.joined(separator: ", "))\(main.isConnected ? " (connected to \(main.connectedURL))" : " (not reachable yet: serving alone, retrying)")")
@@ -173,11 +181,17 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         })
     }
 
+    /// Asynchronous: the old node answers after a grace of its own (Broker.finishDeparture), so a
+    /// blocking request would hold a registry worker that long. The answer comes to
+    /// `<prefix>.rest.<node>.<token>`; the cluster thread sends the request and times it out.
     public func collectRest(clientId: String, done: @escaping @Sendable ([UInt8]?) -> Void) {
         guard let from = handedFrom.withLock({ $0.removeValue(forKey: clientId) }) else { done(nil); return }
-        registry.ask(.init(subject: settings.subjectPrefix + ".takeover." + from, body: [2] + Array(clientId.utf8)) { reply in
-            done(reply?.first == 1 ? Array(reply!.dropFirst()) : nil)
-        })
+        let token = restTokens.wrappingAdd(1, ordering: .relaxed).newValue
+        rests.withLock { $0[token] = (monotonicMilliseconds() + 3000, done) }
+        restRequests.withLock {
+            $0.append((settings.subjectPrefix + ".takeover." + from, restPrefix + String(token), [2] + Array(clientId.utf8)))
+        }
+        signal()
     }
 
     public func metricsSnapshot() -> [(name: String, value: String)] {
@@ -238,6 +252,10 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             for r in replies.withLock({ q -> [(subject: String, payload: [UInt8])] in let out = q; q.removeAll(); return out }) {
                 _ = main.publish(r.subject, r.payload)
             }
+            for r in restRequests.withLock({ q -> [(subject: String, reply: String, payload: [UInt8])] in let out = q; q.removeAll(); return out }) {
+                _ = main.publish(r.subject, reply: r.reply, r.payload)
+            }
+            expireRests()
             let now = monotonicMilliseconds()
             if now &- lastHeartbeat >= 1000 {
                 lastHeartbeat = now
@@ -258,6 +276,22 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             }
         }
         publishInboxes()
+        for (_, r) in rests.withLock({ w -> [UInt64: (deadline: UInt64, done: @Sendable ([UInt8]?) -> Void)] in let out = w; w.removeAll(); return out }) {
+            r.done(nil)
+        }
+    }
+
+    /// Rests the old node did not send in time (it died): the arrivals go on without them.
+    private func expireRests() {
+        let now = monotonicMilliseconds()
+        let late = rests.withLock { w -> [@Sendable ([UInt8]?) -> Void] in
+            guard !w.isEmpty else { return [] }
+            let gone = w.filter { $0.value.deadline <= now }
+            for k in gone.keys { w[k] = nil }
+            return gone.map(\.value.done)
+        }
+        if !late.isEmpty { logger.notice("cluster: \(late.count) session rest(s) not answered within 3 s") }
+        for done in late { done(nil) }
     }
 
     private func applyInterest() {
@@ -479,6 +513,15 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             }
             return
         }
+        if case .rest = route {
+            let subject = String(cString: natsMsg_GetSubject(msg))
+            guard let token = subject.split(separator: ".").last.flatMap({ UInt64($0) }),
+                  let r = rests.withLock({ $0.removeValue(forKey: token) }) else { return }
+            let n = Int(natsMsg_GetDataLength(msg))
+            let body = Array(UnsafeRawBufferPointer(start: natsMsg_GetData(msg), count: n))
+            r.done(body.first == 1 ? Array(body.dropFirst()) : nil)
+            return
+        }
         if case .heartbeat = route {
             let n = Int(natsMsg_GetDataLength(msg))
             let name = String(decoding: UnsafeRawBufferPointer(start: natsMsg_GetData(msg), count: n), as: UTF8.self)
@@ -523,7 +566,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             broker.receiveFromCluster(d.message, group: (filter, name))
         case .retained:
             broker.applyClusterRetained(d.message)
-        case .heartbeat, .takeover:
+        case .heartbeat, .takeover, .rest:
             break
         }
     }

@@ -315,6 +315,11 @@ final class NatsClient: @unchecked Sendable {
         return n == 0 ? [] : Array(UnsafeRawBufferPointer(start: natsMsg_GetData(reply), count: n))
     }
 
+    /// A request whose answer comes to `reply` (a subject this client subscribes to).
+    func publish(_ subject: String, reply: String, _ payload: [UInt8]) -> natsStatus {
+        payload.withUnsafeBytes { p in natsConnection_PublishRequest(connection, subject, reply, p.baseAddress, Int32(p.count)) }
+    }
+
     func publish(_ subject: String, _ payload: [UInt8]) -> natsStatus {
         payload.withUnsafeBytes { p in natsConnection_Publish(connection, subject, p.baseAddress, Int32(p.count)) }
     }

@@ -16,7 +16,7 @@ import Synchronization
 /// threads of their own, never on a loop or on libnats's delivery thread.
 final class SessionRegistry: @unchecked Sendable {
     static let bucketCount = 4
-    static let workers = 4
+    static let workers = 16
 
     private let client: NatsClient
     private let nodeName: String
@@ -33,14 +33,7 @@ final class SessionRegistry: @unchecked Sendable {
         /// The session's state and the node it came from (nil, nil: none elsewhere).
         let done: @Sendable ([UInt8]?, String?) -> Void
     }
-    /// A request to another node, off the loops and the NATS threads (nil: no answer).
-    struct Ask {
-        let subject: String
-        let body: [UInt8]
-        let done: @Sendable ([UInt8]?) -> Void
-    }
-    private enum Job { case claim(Claim), ask(Ask) }
-    private let queue = Mutex<[Job]>([])
+    private let queue = Mutex<[Claim]>([])
     private let wake = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     private let running = Atomic<Bool>(true)
     private var threads: [pthread_t] = []
@@ -74,13 +67,7 @@ final class SessionRegistry: @unchecked Sendable {
     /// From a loop: queued for a worker. Until the buckets exist, the node acts alone.
     func claim(_ c: Claim) {
         guard isReady else { c.done(nil, nil); return }
-        queue.withLock { $0.append(.claim(c)) }
-        sem_post(wake)
-    }
-
-    func ask(_ a: Ask) {
-        guard running.load(ordering: .acquiring), !threads.isEmpty else { a.done(nil); return }
-        queue.withLock { $0.append(.ask(a)) }
+        queue.withLock { $0.append(c) }
         sem_post(wake)
     }
 
@@ -89,23 +76,14 @@ final class SessionRegistry: @unchecked Sendable {
         for _ in threads { sem_post(wake) }
         for t in threads { pthread_join(t, nil) }
         // Whatever was still waiting goes on without the registry.
-        for job in queue.withLock({ q -> [Job] in let out = q; q.removeAll(); return out }) {
-            switch job {
-            case .claim(let c): c.done(nil, nil)
-            case .ask(let a): a.done(nil)
-            }
-        }
+        for c in queue.withLock({ q -> [Claim] in let out = q; q.removeAll(); return out }) { c.done(nil, nil) }
     }
 
     private func work() {
         while true {
             sem_wait(wake)
             guard running.load(ordering: .acquiring) else { return }
-            guard let job = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
-            guard case .claim(let c) = job else {
-                if case .ask(let a) = job { a.done(client.request(a.subject, a.body, timeoutMs: 2000)) }
-                continue
-            }
+            guard let c = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
             let (state, from) = run(c)
             let took = Int(monotonicMicros() &- c.started)
             lastLatencyMicros.store(took, ordering: .relaxed)

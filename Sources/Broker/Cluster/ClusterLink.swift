@@ -61,7 +61,13 @@ extension Broker {
         let remaining = Countdown(contexts.count)
         for ctx in contexts {
             ctx.fromCluster.send(.barrier { [unowned ctx] in
-                ctx.whenCommitted { if remaining.tick() { body() } }
+                // Stored deliveries reach their owner after their commit: wait only when some
+                // are still waiting (a commit costs an fsync with durability "sync").
+                if !ctx.deferredDeliveries.contains(where: { $0 > 0 }) {
+                    if remaining.tick() { body() }
+                } else {
+                    ctx.whenCommitted { if remaining.tick() { body() } }
+                }
             })
         }
     }
@@ -110,9 +116,14 @@ extension Broker {
         let owner = member.session.owner
         if owner == ctx.loop.index {
             enqueue(d, on: ctx)
-        } else if d.storeSeq != 0 {
+        } else if d.storeSeq != 0 || ctx.deferredDeliveries[owner] > 0 {
+            // On disk before its owner touches it; what follows to that loop waits behind it.
             let target = contexts[owner]
-            ctx.whenCommitted { target.deliveries.send(d) }   // on disk before its owner touches it
+            ctx.deferredDeliveries[owner] += 1
+            ctx.whenCommitted { [unowned ctx] in
+                ctx.deferredDeliveries[owner] -= 1
+                target.deliveries.send(d)
+            }
         } else {
             contexts[owner].deliveries.send(d)
         }
