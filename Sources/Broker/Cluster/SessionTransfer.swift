@@ -113,45 +113,62 @@ extension Broker {
         runOnOwner(s) { [unowned self] ctx in
             ctx.deliveries.drainNow()
             guard !s.isDead, self.sessions.update({ $0[clientId] }) === s else { reply(nil); return }
-            self.takeOver(s, on: ctx)
-            let state = discard ? nil : SessionTransfer.encode(s, wallNow: wallClockMilliseconds(), monoNow: ctx.loop.now)
-            // What was queued or in flight travels with the state: not handed back to share
-            // groups, and its stored copies go with the session's records.
-            for o in s.inflight { self.forgetDelivery(s, seq: o.storeSeq, message: o.message, on: ctx) }
-            for q in s.queue { self.forgetDelivery(s, seq: q.storeSeq, message: q.message, on: ctx) }
-            self.stats.messagesStored.wrappingAdd(-s.queue.count, ordering: .relaxed)
-            s.queue.removeAll()
-            s.inflight.removeAll()
-            s.pendingWill = nil
-            if state == nil {
-                self.endSession(s, on: ctx)
-            } else {
-                // Its subscriptions stay until the new node has them on NATS and asks for the
-                // rest; the client id is free here once the deletes of its records are
-                // committed (as in endSession).
-                self.forgetSession(s, on: ctx)
-                self.departures.withLock { $0[clientId] = s }
-                ctx.whenCommitted { [unowned self] in
-                    let left = self.sessions.update { table -> Bool in
-                        guard table[clientId] === s else { return false }
-                        table[clientId] = nil
-                        return true
-                    }
-                    if left { self.stats.sessions.wrappingAdd(-1, ordering: .relaxed) }
-                }
-                let timer = LoopTimer { [unowned self, unowned ctx] in
-                    guard s.departureTimer != nil else { return }
-                    s.departureTimer = nil
-                    self.departures.withLock { d in if d[clientId] === s { d[clientId] = nil } }
-                    if !s.queue.isEmpty { self.logger.warning("client \(clientId): the node the session went to never asked for the \(s.queue.count) messages that reached it here afterwards; dropped") }
-                    self.endSession(s, on: ctx)
-                }
-                s.departureTimer = timer
-                ctx.loop.schedule(timer, afterMilliseconds: Broker.departureTimeout)
-            }
-            self.logger.info("client \(clientId): session taken over by another node\(state.map { " (\($0.count) bytes of state sent)" } ?? "")")
-            reply(state)
+            self.export(s, clientId: clientId, discard: discard, reply: reply, on: ctx)
         }
+    }
+
+    private func export(_ s: Session, clientId: String, discard: Bool, reply: @escaping @Sendable ([UInt8]?) -> Void, on ctx: LoopContext) {
+        self.takeOver(s, on: ctx)
+        if s.holdsArrivals {
+            if !discard {
+                // The car moves on before its last move is complete (the node it came from
+                // has not sent what still reached it there): this one waits for that rest
+                // (finishArrival, bounded by its timeout), then sends everything.
+                s.afterArrival = { [unowned self, unowned s] in
+                    guard !s.isDead else { reply(nil); return }
+                    self.export(s, clientId: clientId, discard: false, reply: reply, on: self.contexts[s.owner])
+                }
+                return
+            }
+            s.arrivalHold = nil
+        }
+        let state = discard ? nil : SessionTransfer.encode(s, wallNow: wallClockMilliseconds(), monoNow: ctx.loop.now)
+        // What was queued or in flight travels with the state: not handed back to share
+        // groups, and its stored copies go with the session's records.
+        for o in s.inflight { self.forgetDelivery(s, seq: o.storeSeq, message: o.message, on: ctx) }
+        for q in s.queue { self.forgetDelivery(s, seq: q.storeSeq, message: q.message, on: ctx) }
+        self.stats.messagesStored.wrappingAdd(-s.queue.count, ordering: .relaxed)
+        s.queue.removeAll()
+        s.inflight.removeAll()
+        s.pendingWill = nil
+        if state == nil {
+            self.endSession(s, on: ctx)
+        } else {
+            // Its subscriptions stay until the new node has them on NATS and asks for the
+            // rest; the client id is free here once the deletes of its records are
+            // committed (as in endSession).
+            self.forgetSession(s, on: ctx)
+            self.departures.withLock { $0[clientId] = s }
+            ctx.whenCommitted { [unowned self] in
+                let left = self.sessions.update { table -> Bool in
+                    guard table[clientId] === s else { return false }
+                    table[clientId] = nil
+                    return true
+                }
+                if left { self.stats.sessions.wrappingAdd(-1, ordering: .relaxed) }
+            }
+            let timer = LoopTimer { [unowned self, unowned ctx] in
+                guard s.departureTimer != nil else { return }
+                s.departureTimer = nil
+                self.departures.withLock { d in if d[clientId] === s { d[clientId] = nil } }
+                if !s.queue.isEmpty { self.logger.warning("client \(clientId): the node the session went to never asked for the \(s.queue.count) messages that reached it here afterwards; dropped") }
+                self.endSession(s, on: ctx)
+            }
+            s.departureTimer = timer
+            ctx.loop.schedule(timer, afterMilliseconds: Broker.departureTimeout)
+        }
+        self.logger.info("client \(clientId): session taken over by another node\(state.map { " (\($0.count) bytes of state sent)" } ?? "")")
+        reply(state)
     }
 
     /// How long a departed session's subscriptions stay when the new node never asks for the rest.
@@ -263,6 +280,10 @@ extension Broker {
                 }
             }
             for d in deliveries + held { self.enqueue(d, on: ctx) }
+            if let then = s.afterArrival {   // a move that waited for this one to complete
+                s.afterArrival = nil
+                then()
+            }
         }
     }
 }

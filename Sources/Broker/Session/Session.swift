@@ -174,6 +174,11 @@ final class Session: @unchecked Sendable {
         _modify { yield &madeExtras().arrivalHold }
     }
     var holdsArrivals: Bool { extras?.arrivalHold != nil }
+    /// A move on to another node waiting for this arrival to complete.
+    var afterArrival: (() -> Void)? {
+        get { extras?.afterArrival }
+        set { if newValue != nil || extras != nil { madeExtras().afterArrival = newValue } }
+    }
     private func madeExtras() -> SessionExtras {
         if let extras { return extras }
         let e = SessionExtras()
@@ -214,4 +219,5 @@ private final class SessionExtras {
     var lastDropLog: UInt64 = 0
     var departureTimer: LoopTimer?
     var arrivalHold: [Delivery]?
+    var afterArrival: (() -> Void)?
 }
