@@ -25,36 +25,12 @@ extension Broker {
             // No Local: not back to the session that published it [MQTT-3.8.3-3].
             if m.options.noLocal && message.publisher == ObjectIdentifier(m.session) { continue }
             let qos = min(message.qos, m.options.qos)
-            var d = Delivery(session: m.session, message: message, qos: qos,
-                             retain: m.options.retainAsPublished ? message.retain : false,
-                             identifiers: m.identifiers, group: m.group)
-            if qos != .atMostOnce, persistence != nil, m.session.isDurable, !m.session.isConnected {
-                // Stored here, on the publisher's loop, so that the publisher's acknowledgement
-                // can wait for it (the session's own loop gets it through its mailbox later).
-                d.storeSeq = persistDelivery(session: m.session, message: message, qos: qos, retain: d.retain,
-                                             identifiers: d.identifiers, on: ctx)
-            }
+            dispatch(Delivery(session: m.session, message: message, qos: qos,
+                              retain: m.options.retainAsPublished ? message.retain : false,
+                              identifiers: m.identifiers, group: m.group), on: ctx)
             count += 1
-            let owner = m.session.owner
-            if owner == ctx.loop.index {
-                enqueue(d, on: ctx)
-            } else if d.storeSeq != 0 || ctx.deferredDeliveries[owner] > 0 {
-                // Its record must be on disk before the owner can update or delete it; and what
-                // follows it to the same loop waits behind it, so this publisher's order holds.
-                let target = contexts[owner]
-                ctx.deferredDeliveries[owner] += 1
-                ctx.whenCommitted { [unowned ctx] in
-                    ctx.deferredDeliveries[owner] -= 1
-                    target.deliveries.send(d)
-                }
-            } else {
-                ctx.outbound[owner].append(d)
-            }
         }
-        for i in ctx.outbound.indices where !ctx.outbound[i].isEmpty {
-            contexts[i].deliveries.send(contentsOf: ctx.outbound[i])
-            ctx.outbound[i].removeAll(keepingCapacity: true)
-        }
+        sendOutbound(on: ctx)
         ctx.matches.removeAll(keepingCapacity: true)
         if !fromCluster, let cluster {
             ctx.clusterForwarded &+= 1
@@ -67,6 +43,42 @@ extension Broker {
             self.runRules(for: message, on: ctx)
         }
         return count
+    }
+
+    /// One delivery routed on `ctx`'s loop: stored when its session is offline and durable (here,
+    /// on the publisher's loop, so that the publisher's acknowledgement can wait for it), then
+    /// enqueued here or handed to the session's owner loop (in `ctx.outbound`: `sendOutbound`).
+    @inline(__always)
+    func dispatch(_ delivery: Delivery, on ctx: LoopContext) {
+        var d = delivery
+        let s = d.session
+        if d.qos != .atMostOnce, persistence != nil, s.isDurable, !s.isConnected {
+            d.storeSeq = persistDelivery(session: s, message: d.message, qos: d.qos, retain: d.retain,
+                                         identifiers: d.identifiers, on: ctx)
+        }
+        let owner = s.owner
+        if owner == ctx.loop.index {
+            enqueue(d, on: ctx)
+        } else if d.storeSeq != 0 || ctx.deferredDeliveries[owner] > 0 {
+            // Its record must be on disk before the owner can update or delete it; and what
+            // follows it to the same loop waits behind it, so this publisher's order holds.
+            let target = contexts[owner]
+            ctx.deferredDeliveries[owner] += 1
+            ctx.whenCommitted { [unowned ctx] in
+                ctx.deferredDeliveries[owner] -= 1
+                target.deliveries.send(d)
+            }
+        } else {
+            ctx.outbound[owner].append(d)
+        }
+    }
+
+    /// The deliveries `dispatch` batched for other loops: one mailbox send per loop.
+    func sendOutbound(on ctx: LoopContext) {
+        for i in ctx.outbound.indices where !ctx.outbound[i].isEmpty {
+            contexts[i].deliveries.send(contentsOf: ctx.outbound[i])
+            ctx.outbound[i].removeAll(keepingCapacity: true)
+        }
     }
 
     /// A delivery arriving through this loop's mailbox.

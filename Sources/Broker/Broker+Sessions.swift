@@ -24,11 +24,15 @@ extension Broker {
                     let (connection, done) = (pending.connection, pending.done)
                     // Installed even when the connection went away meanwhile: the other node let it go.
                     var imported: Session?
-                    if let state, !cleanStart, let s = self.importSession(clientId: clientId, state, on: here) {
+                    if let state, !cleanStart {
+                        let s = self.importSession(clientId: clientId, state, on: here)
                         imported = s
-                        // Make before break: the old node lets go once this one's interest is on NATS.
+                        // Make before break: the old node lets go once this one's interest is on
+                        // NATS (also when the state did not decode: it need not wait 10 s).
                         cluster.afterInterestRegistered { [unowned self] in
-                            cluster.collectRest(clientId: clientId) { [unowned self] rest in self.finishArrival(s, rest: rest) }
+                            cluster.collectRest(clientId: clientId) { [unowned self] rest in
+                                if let s { self.finishArrival(s, rest: rest) }
+                            }
                         }
                     }
                     guard connection.state == .attaching else {   // it went away meanwhile

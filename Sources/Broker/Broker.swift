@@ -121,13 +121,12 @@ public final class Broker: @unchecked Sendable {
         var all: [String: any BridgeSink] = [:]
         for s in sinks { all[s.id] = s }
         bridgeRegistry.withLock { $0 = all }
-        final class Countdown: Sendable { let left: Atomic<Int>; init(_ n: Int) { left = Atomic(n) } }
         let countdown = Countdown(contexts.count)
         let box = UncheckedSendable(all)
         for ctx in contexts {
             ctx.loop.execute {
                 ctx.bridges = box.value
-                if countdown.left.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done() }
+                if countdown.tick() { done() }
             }
         }
     }

@@ -78,7 +78,6 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
     private var thread: pthread_t?
 
     // Cluster thread only.
-    private var seqs: [UInt64]
     /// `node/epoch/stream` per loop (and `…/r` for the retained copies): made once, sent per message.
     private var origins: [String] = []
     private var retainedOrigin = ""
@@ -120,9 +119,8 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         var r = SystemRandomNumberGenerator()
         epoch = String(r.next() & 0xFFFF_FFFF_FFFF, radix: 36)
         inboxes = (0..<max(1, loops)).map { _ in Inbox() }
-        seqs = Array(repeating: 0, count: max(1, loops))
-        takenCount = seqs
-        confirmed = seqs
+        takenCount = Array(repeating: 0, count: max(1, loops))
+        confirmed = takenCount
         origins = (0..<max(1, loops)).map { "\(settings.nodeName)/\(epoch)/\($0)" }
         retainedOrigin = "\(settings.nodeName)/\(epoch)/r"
         sem_init(wake, 0, 0)
@@ -403,20 +401,23 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
         var streamed = false       // a retained copy went to the JetStream stream
         for (i, inbox) in inboxes.enumerated() {
             inbox.messages.withLock { swap(&$0, &taken) }
+            let before = takenCount[i]
             takenCount[i] &+= UInt64(taken.count)
-            for m in taken {
+            for (k, m) in taken.enumerated() {
                 if m.qos != .atMostOnce { acknowledged = true }
+                // Its place in this loop's forward stream numbers it (gaps where a message is
+                // not sent are fine: receivers only need the numbers to grow).
+                let seq = before &+ UInt64(k) &+ 1
                 guard let subject = Subjects.subject(forTopic: m.topic, prefix: settings.subjectPrefix) else { continue }
-                seqs[i] += 1
-                guard let msg = Envelope.make(m, subject: subject, origin: origins[i], seq: seqs[i], now: now) else {
+                guard let msg = Envelope.make(m, subject: subject, origin: origins[i], seq: seq, now: now) else {
                     ClusterCounters.add(publishFailures)
                     continue
                 }
                 if m.retain, let copy = Envelope.make(m, subject: settings.subjectPrefix + ".r" + subject.dropFirst(settings.subjectPrefix.utf8.count),
-                                                      origin: retainedOrigin, seq: seqs[i], now: now) {
+                                                      origin: retainedOrigin, seq: seq, now: now) {
                     // Before the stream is set up (JetStream not answering yet) as a plain message.
                     let rc = retainedReady ? main.publishToStream(copy) : main.publish(copy)
-                    if rc == NATS_OK { streamed = retainedReady || streamed } else {
+                    if rc == NATS_OK { streamed = streamed || retainedReady } else {
                         logger.warning("cluster: retained message on \(m.topic) not stored for the other nodes: \(NatsError("publish", rc))")
                     }
                 }
@@ -437,7 +438,7 @@ public final class ClusterNode: ClusterLink, NatsClientDelegate, @unchecked Send
             if !main.flush(timeoutMs: 1000) {
                 logger.warning("cluster: NATS did not confirm forwarded messages within 1 s; acknowledging them anyway")
             }
-            if streamed, retainedReady {
+            if streamed {
                 let lost = main.waitForStream(timeoutMs: 2000)
                 if lost > 0 { logger.warning("cluster: JetStream did not confirm \(lost) retained message(s) within 2 s; the other nodes may not have them") }
             }

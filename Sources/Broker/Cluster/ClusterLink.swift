@@ -1,6 +1,5 @@
 import EventLoop
 import MQTTCodec
-import Synchronization
 
 /// A change of this node's subscription interest: the first subscription to a filter (per share
 /// group for shared ones), or the last one gone.
@@ -105,28 +104,10 @@ extension Broker {
             BrokerStats.add(stats.publishDropped, 1)
             return
         }
-        let qos = min(m.qos, member.options.qos)
-        var d = Delivery(session: member.session, message: m, qos: qos,
-                         retain: member.options.retainAsPublished ? m.retain : false,
-                         identifiers: member.identifier.map { [$0] } ?? [], group: g)
-        if qos != .atMostOnce, persistence != nil, member.session.isDurable, !member.session.isConnected {
-            d.storeSeq = persistDelivery(session: member.session, message: m, qos: qos, retain: d.retain,
-                                         identifiers: d.identifiers, on: ctx)
-        }
-        let owner = member.session.owner
-        if owner == ctx.loop.index {
-            enqueue(d, on: ctx)
-        } else if d.storeSeq != 0 || ctx.deferredDeliveries[owner] > 0 {
-            // On disk before its owner touches it; what follows to that loop waits behind it.
-            let target = contexts[owner]
-            ctx.deferredDeliveries[owner] += 1
-            ctx.whenCommitted { [unowned ctx] in
-                ctx.deferredDeliveries[owner] -= 1
-                target.deliveries.send(d)
-            }
-        } else {
-            contexts[owner].deliveries.send(d)
-        }
+        dispatch(Delivery(session: member.session, message: m, qos: min(m.qos, member.options.qos),
+                          retain: member.options.retainAsPublished ? m.retain : false,
+                          identifiers: member.identifier.map { [$0] } ?? [], group: g), on: ctx)
+        sendOutbound(on: ctx)
     }
 }
 
@@ -147,9 +128,3 @@ enum RemoteMessage {
     case barrier(@Sendable () -> Void)
 }
 
-/// Counts down from `n` on any thread; `tick` is true for the last one.
-final class Countdown: Sendable {
-    private let left: Atomic<Int>
-    init(_ n: Int) { left = Atomic(n) }
-    func tick() -> Bool { left.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 }
-}

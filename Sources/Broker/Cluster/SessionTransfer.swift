@@ -257,29 +257,23 @@ extension Broker {
         runOnOwner(s) { [unowned self] ctx in
             guard var held = s.arrivalHold else { return }
             s.arrivalHold = nil
-            var deliveries: [Delivery] = []
+            var rested: [(DeliveryRecord, MessageRecord)] = []
             if let rest {
-                do {
-                    let wallNow = wallClockMilliseconds()
-                    for (d, r) in try SessionTransfer.decodeRest(rest) {
-                        let m = Persistence.message(r, wallNow: wallNow, monoNow: ctx.loop.now)
-                        // Published while both nodes had interest: here too, once.
-                        if let i = held.firstIndex(where: { $0.qos == d.qos && $0.message.sameContent(as: m) }) {
-                            deliveries.append(held.remove(at: i))
-                            continue
-                        }
-                        var x = Delivery(session: s, message: m, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: nil)
-                        if d.qos != .atMostOnce, self.persistence != nil, s.isDurable, !s.isConnected {
-                            x.storeSeq = self.persistDelivery(session: s, message: m, qos: d.qos, retain: d.retain,
-                                                              identifiers: d.identifiers, on: ctx)
-                        }
-                        deliveries.append(x)
-                    }
-                } catch {
+                do { rested = try SessionTransfer.decodeRest(rest) } catch {
                     self.logger.error("client \(s.clientId): the rest of the session from the other node does not decode (\(error)); dropped")
                 }
             }
-            for d in deliveries + held { self.enqueue(d, on: ctx) }
+            let wallNow = wallClockMilliseconds()
+            for (d, r) in rested {
+                let m = Persistence.message(r, wallNow: wallNow, monoNow: ctx.loop.now)
+                if let i = held.firstIndex(where: { $0.qos == d.qos && $0.message.sameContent(as: m) }) {
+                    // Published while both nodes had interest: came here too, delivered once.
+                    self.enqueue(held.remove(at: i), on: ctx)
+                } else {
+                    self.dispatch(Delivery(session: s, message: m, qos: d.qos, retain: d.retain, identifiers: d.identifiers, group: nil), on: ctx)
+                }
+            }
+            for d in held { self.enqueue(d, on: ctx) }
             if let then = s.afterArrival {   // a move that waited for this one to complete
                 s.afterArrival = nil
                 then()
